@@ -1,0 +1,42 @@
+"""The specification's environment: ONE event loop for the whole run, the stack under test,
+and fresh users, threads and sockets per scenario.
+
+  -D stack=native    (default) start the native stack if it is not up; stop it again at the end
+  -D stack=external  -D ws_url=ws://host:8000/ws -D jwt_secret=...  any backend speaking the
+                     protocol; @fault scenarios are reported as skipped, with the reason
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from agentevents.testing.world import StackTarget, World
+
+
+def before_all(context):
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    context.loop = loop
+    context.target = StackTarget.from_userdata(dict(context.config.userdata))
+    context.target.start()
+
+
+def before_scenario(context, scenario):
+    if "fault" in scenario.effective_tags and not context.target.controllable:
+        scenario.skip(f"@fault needs control of the stack; stack={context.target.mode} cannot kill components")
+        return
+    context.world = World(context.target, scenario.name)
+
+
+def after_scenario(context, scenario):
+    world = getattr(context, "world", None)
+    if world is not None:
+        context.loop.run_until_complete(world.close())
+        if "fault" in scenario.effective_tags:
+            context.target.heal()
+
+
+def after_all(context):
+    context.target.stop()
+    context.loop.run_until_complete(context.loop.shutdown_asyncgens())
+    context.loop.close()

@@ -1,0 +1,137 @@
+"""Built-in agents with stable names: triage, math, research, data_analyst, team."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..auth import PERM_SQL
+from .base import AgentContext, AgentFailure, AgentOutcome
+from .registry import AgentSpec
+
+_EXPR = re.compile(r"[-+*/().%\d\s^]+(?:\s*(?:sqrt|abs|round|log|sin|cos|tan)\([^)]*\))?[-+*/().%\d\s^]*")
+
+
+def extract_expression(message: str) -> str | None:
+    """The longest arithmetic expression in a message ("What is 12*(3+4)?" -> "12*(3+4)")."""
+    candidates = [m.group().strip() for m in _EXPR.finditer(message)]
+    candidates = [c for c in candidates if re.search(r"\d", c)]
+    if not candidates:
+        return None
+    return max(candidates, key=len).replace("^", "**").strip(" .")
+
+
+class TriageAgent:
+    name = "triage"
+    description = "Answers directly without tools and says which agent fits a request best"
+
+    async def run(self, ctx: AgentContext) -> AgentOutcome:
+        text = ctx.message.lower()
+        await ctx.think("Reading the request to decide how to answer it.", kind="classification")
+        if extract_expression(ctx.message):
+            route = "math"
+        elif any(w in text for w in ("table", "data", "sql", "sales", "average", "dataset")):
+            route = "data_analyst"
+        elif any(w in text for w in ("who", "what", "when", "where", "why", "explain", "research")):
+            route = "research"
+        else:
+            route = "triage"
+        await ctx.think(f"This request is best served by the {route} agent.", kind="routing",
+                        confidence=0.8 if route != "triage" else 0.5)
+        return AgentOutcome(result={"answer": f"Routing suggestion: {route}", "recommended_agent": route},
+                            summary=f"Classified the request for the {route} agent without using tools.",
+                            extra={"follow_up": [f"Start the {route} agent with this message"]})
+
+
+class MathAgent:
+    name = "math"
+    description = "Solves arithmetic with the calculator tool"
+
+    async def run(self, ctx: AgentContext) -> AgentOutcome:
+        await ctx.think("Looking for the calculation in the question.", kind="analysis")
+        expression = ctx.options.get("expression") or extract_expression(ctx.message)
+        if not expression:
+            raise AgentFailure("no_expression", "the message contains no calculation")
+        await ctx.think(f"I will evaluate {expression} with the calculator.", kind="plan")
+        outcome = await ctx.call_tool("calculator", {"expression": expression},
+                                      purpose="evaluate the arithmetic expression")
+        if not outcome.ok:
+            raise AgentFailure("calculation_failed", (outcome.error or {}).get("message", "calculator failed"))
+        value = outcome.result
+        return AgentOutcome(result=value, summary=f"{expression} = {value}",
+                            extra={"quality": {"confidence": 1.0, "method": "exact arithmetic"}})
+
+
+class ResearchAgent:
+    name = "research"
+    description = "Searches the offline corpus and cites its sources"
+
+    async def run(self, ctx: AgentContext) -> AgentOutcome:
+        query = ctx.options.get("query") or ctx.message
+        await ctx.think(f"Searching the knowledge base for: {query[:120]}", kind="plan")
+        outcome = await ctx.call_tool("search", {"query": query, "limit": 3}, purpose="find relevant sources")
+        hits = outcome.result if outcome.ok and isinstance(outcome.result, list) else []
+        if not hits:
+            await ctx.think("No source matched; answering that nothing was found.", kind="conclusion")
+            return AgentOutcome(status="partial", result={"answer": "No sources found", "sources": []},
+                                summary="Searched the corpus; nothing matched.")
+        await ctx.think(f"Found {len(hits)} sources; the best is '{hits[0].get('title')}'.", kind="analysis")
+        sources = [{"title": h.get("title"), "source": h.get("source")} for h in hits]
+        return AgentOutcome(result={"answer": hits[0].get("snippet"), "sources": sources},
+                            summary=f"Searched the corpus and cited {len(sources)} sources.",
+                            extra={"follow_up": ["Ask for more detail on " + str(hits[0].get("title"))]})
+
+
+class DataAnalystAgent:
+    name = "data_analyst"
+    description = "Answers questions about data with SQL (tools:sql) and dataset analysis"
+
+    async def run(self, ctx: AgentContext) -> AgentOutcome:
+        await ctx.think("Planning the analysis: summary statistics first.", kind="plan")
+        results: dict[str, Any] = {}
+        analysis = await ctx.call_tool("analyze_data", {"dataset": ctx.options.get("dataset", "sales"),
+                                                        "operation": "summary"}, purpose="summarize the dataset")
+        if analysis.ok:
+            results["summary"] = analysis.result
+        sql = ctx.options.get("sql", "SELECT count(*) AS customers FROM customers")
+        if PERM_SQL in ctx.run.permissions:
+            query = await ctx.call_tool("sql_query", {"query": sql}, purpose="query the demo database")
+            if query.ok:
+                results["query"] = query.result
+        else:
+            await ctx.think("No SQL permission: answering from the dataset analysis only.", kind="constraint")
+        status = "completed" if results else "failed"
+        return AgentOutcome(status=status, result=results,
+                            summary=f"Analysed data with {len(ctx.tools.calls)} tool calls.")
+
+
+class TeamAgent:
+    """Two specialists collaborate; each event names the agent that produced it."""
+
+    name = "team"
+    description = "A research specialist and a math specialist collaborate on one request"
+
+    async def run(self, ctx: AgentContext) -> AgentOutcome:
+        await ctx.think("Splitting the request between the research and math specialists.",
+                        agent_name="coordinator", kind="plan")
+        found = await ctx.call_tool("search", {"query": ctx.message, "limit": 2}, agent_name="researcher")
+        await ctx.think(f"The researcher found {len(found.result or [])} sources.", agent_name="researcher")
+        expression = extract_expression(ctx.message) or "1+1"
+        calc = await ctx.call_tool("calculator", {"expression": expression}, agent_name="mathematician")
+        await ctx.think(f"The mathematician computed {calc.result}.", agent_name="mathematician")
+        return AgentOutcome(result={"sources": found.result or [], "value": calc.result},
+                            summary="Research and calculation combined.",
+                            extra={"contributors": ["coordinator", "researcher", "mathematician"]})
+
+
+def _spec(cls: type, **kw: Any) -> AgentSpec:
+    return AgentSpec(name=cls.name, description=cls.description, factory=lambda _opts: cls(), **kw)
+
+
+SPECS: tuple[AgentSpec, ...] = (
+    _spec(TriageAgent),
+    _spec(MathAgent, tools=("calculator",)),
+    _spec(ResearchAgent, tools=("search",)),
+    _spec(DataAnalystAgent, tools=("analyze_data", "sql_query")),
+    _spec(TeamAgent, tools=("search", "calculator")),
+)

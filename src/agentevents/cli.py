@@ -1,0 +1,139 @@
+"""``agentevents``: run a gateway or worker, the whole stack, tokens, the agent list."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from typing import Any
+
+from . import logs
+from .config import Settings
+
+
+def _run(coro: Any) -> None:
+    import uvloop
+    uvloop.run(coro)
+
+
+def _settings_with_secret() -> Settings:
+    """Settings, taking the JWT secret of a running native stack when none is configured."""
+    if not os.environ.get("AE_JWT_SECRET"):
+        from .stack.native import read_secret
+        secret = read_secret()
+        if secret:
+            os.environ["AE_JWT_SECRET"] = secret
+    return Settings()
+
+
+def cmd_gateway(args: argparse.Namespace) -> None:
+    if args.port:
+        os.environ["AE_PORT"] = str(args.port)
+    settings = Settings()
+    logs.setup(settings.log_level, "gateway")
+    from .gateway.server import run_gateway
+    _run(run_gateway(settings))
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    settings = Settings()
+    logs.setup(settings.log_level, "worker")
+    from .worker.service import run_worker
+    _run(run_worker(settings, args.health_port))
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    """Gateway and worker in one process, for small setups."""
+    settings = Settings()
+    logs.setup(settings.log_level, "serve")
+    from .gateway.server import run_gateway
+    from .worker.service import run_worker
+
+    async def both() -> None:
+        await asyncio.gather(run_gateway(settings), run_worker(settings, args.health_port))
+
+    _run(both())
+
+
+def cmd_agents(_args: argparse.Namespace) -> None:
+    from .agents.registry import default_registry
+    for spec in default_registry().specs():
+        perm = f"  [needs {spec.permission}]" if spec.permission else ""
+        tools = f"  tools: {', '.join(spec.tools)}" if spec.tools else ""
+        print(f"{spec.name:14} {spec.description}{perm}{tools}")
+
+
+def cmd_token(args: argparse.Namespace) -> None:
+    from .auth import issue_token
+    settings = _settings_with_secret()
+    perms = [p for p in (args.permissions or "").split(",") if p]
+    print(issue_token(args.user, key=settings.jwt_secret or settings.verification_key(),
+                      algorithm=settings.jwt_algorithm, issuer=settings.jwt_issuer,
+                      audience=settings.jwt_audience, permissions=perms, tier=args.tier, ttl_s=args.ttl))
+
+
+def cmd_stack(args: argparse.Namespace) -> None:
+    from .stack import native
+    sys.exit(native.main(args.action, args.component))
+
+
+def cmd_migrate(_args: argparse.Namespace) -> None:
+    from . import store
+
+    async def go() -> None:
+        pool = await store.create_pool(Settings().database_url)
+        async with pool.acquire() as conn:
+            for name in await store.migrate(conn):
+                print("applied", name)
+        await pool.close()
+
+    _run(go())
+
+
+def cmd_spec(args: argparse.Namespace) -> None:
+    from .testing.runner import run_spec
+    sys.exit(run_spec(tags=args.tags, workers=args.workers, stack=args.stack, extra=args.behave_args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agentevents", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("gateway", help="run a WebSocket gateway")
+    p.add_argument("--port", type=int, default=0)
+    p.set_defaults(func=cmd_gateway)
+    p = sub.add_parser("worker", help="run an agent worker")
+    p.add_argument("--health-port", type=int, default=int(os.environ.get("AE_HEALTH_PORT", "0")))
+    p.set_defaults(func=cmd_worker)
+    p = sub.add_parser("serve", help="gateway and worker in one process")
+    p.add_argument("--health-port", type=int, default=int(os.environ.get("AE_HEALTH_PORT", "0")))
+    p.set_defaults(func=cmd_serve)
+    sub.add_parser("agents", help="list the agents").set_defaults(func=cmd_agents)
+    p = sub.add_parser("token", help="print a JWT for the running stack")
+    p.add_argument("--user", required=True)
+    p.add_argument("--permissions", default="")
+    p.add_argument("--tier", default="free", choices=["free", "early", "mid", "enterprise"])
+    p.add_argument("--ttl", type=float, default=3600)
+    p.set_defaults(func=cmd_token)
+    p = sub.add_parser("stack", help="the native stack: up, down, status, and fault control")
+    p.add_argument("action", choices=["up", "down", "status", "kill", "stop", "start", "restart", "pause",
+                                      "resume", "logs"])
+    p.add_argument("component", nargs="?")
+    p.set_defaults(func=cmd_stack)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    p = sub.add_parser("spec", help="run the behave specification, sharded")
+    p.add_argument("--tags", action="append", default=[])
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--stack", default="native")
+    p.add_argument("behave_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_spec)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

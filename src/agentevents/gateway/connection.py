@@ -1,0 +1,240 @@
+"""One WebSocket connection: its user, its thread cursors, its bounded outbound queue.
+
+Per subscribed thread a ``Cursor`` remembers the last seq written to this socket. Live events
+go through the rule in ``protocol.replay.next_deliverable``: the next seq is delivered, an old
+one (a redelivered copy) is dropped, and a jump triggers a fill from history first — so a
+connection sees every thread gapless, in order, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from ..auth import Claims
+from ..metrics import EVENTS_DELIVERED, SLOW_CONSUMERS
+from ..protocol.codes import CloseCode
+from ..protocol.limits import TokenBucket
+from ..protocol.replay import next_deliverable
+
+if TYPE_CHECKING:
+    from .server import Gateway
+
+log = logging.getLogger("agentevents.connection")
+
+
+@dataclass
+class Cursor:
+    last: int = 0
+    busy: bool = True
+    pending: dict[int, tuple[str, str]] = field(default_factory=dict)
+
+
+@dataclass
+class Outbound:
+    text: str
+    thread_id: str | None = None
+    seq: int = 0
+    event_id: str | None = None
+
+
+class Connection:
+    def __init__(self, gateway: Gateway, ws: ServerConnection, claims: Claims, connection_id: str) -> None:
+        self.gateway = gateway
+        self.ws = ws
+        self.claims = claims
+        self.id = connection_id
+        self.user_id = claims.user_id
+        self.cursors: dict[str, Cursor] = {}
+        self.queue: asyncio.Queue[Outbound | None] = asyncio.Queue(maxsize=gateway.settings.outbound_queue)
+        self.inbound = TokenBucket(rate=20.0, burst=60.0)
+        self.errors = TokenBucket(rate=1.0, burst=50.0)
+        self.duplicates_dropped = 0
+        self.closing = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def log_fields(self) -> str:
+        return f"connection_id={self.id} user_id={self.user_id}"
+
+    # -- outbound ---------------------------------------------------------------------------
+    def send_frame(self, frame: dict[str, Any]) -> None:
+        self._enqueue(Outbound(orjson.dumps(frame).decode()))
+
+    def _enqueue(self, item: Outbound) -> None:
+        if self.closing:
+            return
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            SLOW_CONSUMERS.inc()
+            log.warning("slow_consumer %s queued=%d", self.log_fields(), self.queue.qsize())
+            self.close(CloseCode.SLOW_CONSUMER, "slow consumer: outbound queue full")
+
+    async def writer(self) -> None:
+        audit = self.gateway.audit
+        server_id = self.gateway.settings.server_id
+        try:
+            while True:
+                item = await self.queue.get()
+                if item is None:
+                    return
+                await self.ws.send(item.text)
+                if item.event_id is not None:
+                    EVENTS_DELIVERED.inc()
+                    audit.add("deliveries", (item.event_id, item.thread_id, item.seq, self.user_id, self.id,
+                                             server_id, datetime.now(UTC)))
+        except ConnectionClosed:
+            pass
+
+    def close(self, code: int, reason: str) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        self.spawn(self.ws.close(code, reason))
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def shutdown(self) -> None:
+        self.closing = True
+        for thread_id in list(self.cursors):
+            await self.gateway.hub.leave(thread_id, self)
+        self.cursors.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(None)
+
+    # -- threads ----------------------------------------------------------------------------
+    async def follow(self, thread_id: str, since: int | None, request_id: str | None,
+                     hold: bool = False) -> dict[str, Any] | None:
+        """Subscribe this connection to a thread.
+
+        With ``since``: replay ``since+1..head`` then continue live, and return the replay
+        report. Without: continue live from the current head. With ``hold``, live events wait
+        until ``release`` (so an answer frame can go out before the first event).
+        """
+        cursor = self.cursors.get(thread_id)
+        fresh = cursor is None
+        if cursor is None:
+            cursor = self.cursors[thread_id] = Cursor()
+            await self.gateway.hub.join(thread_id, self)
+        cursor.busy = True
+        head = await self.gateway.bus.head_seq(thread_id)
+        report = None
+        if since is None:
+            if fresh:
+                cursor.last = head
+        else:
+            report = await self._fill(thread_id, cursor, since, head, request_id, replay=True)
+        if not hold:
+            self._drain(thread_id, cursor)
+        return report
+
+    def release(self, thread_id: str) -> None:
+        cursor = self.cursors.get(thread_id)
+        if cursor is not None:
+            self._drain(thread_id, cursor)
+
+    async def unfollow(self, thread_id: str) -> bool:
+        if self.cursors.pop(thread_id, None) is None:
+            return False
+        await self.gateway.hub.leave(thread_id, self)
+        return True
+
+    def on_live(self, thread_id: str, seq: int, event_id: str, text: str) -> None:
+        cursor = self.cursors.get(thread_id)
+        if cursor is None:
+            return
+        if cursor.busy:
+            cursor.pending[seq] = (event_id, text)
+            return
+        verdict = next_deliverable(cursor.last, seq)
+        if verdict == "deliver":
+            cursor.last = seq
+            self._enqueue(Outbound(text, thread_id, seq, event_id))
+        elif verdict == "duplicate":
+            self.duplicates_dropped += 1
+        else:
+            cursor.busy = True
+            cursor.pending[seq] = (event_id, text)
+            self.spawn(self._fill_gap(thread_id, cursor, seq - 1))
+
+    def catch_up(self, thread_id: str) -> None:
+        """After the hub lost Redis for a while: fetch whatever was published meanwhile."""
+        cursor = self.cursors.get(thread_id)
+        if cursor is None or cursor.busy:
+            return
+        cursor.busy = True
+
+        async def go() -> None:
+            head = await self.gateway.bus.head_seq(thread_id)
+            await self._fill_gap(thread_id, cursor, head)
+
+        self.spawn(go())
+
+    async def _fill_gap(self, thread_id: str, cursor: Cursor, head: int) -> None:
+        try:
+            await self._fill(thread_id, cursor, cursor.last, head, None, replay=False)
+        finally:
+            self._drain(thread_id, cursor)
+
+    async def _fill(self, thread_id: str, cursor: Cursor, since: int, head: int, request_id: str | None,
+                    *, replay: bool) -> dict[str, Any]:
+        started = time.monotonic()
+        result = None
+        for attempt in range(3):
+            try:
+                result = await self.gateway.history.fetch(thread_id, since, head)
+                break
+            except Exception as exc:
+                log.warning("history_unavailable %s thread_id=%s attempt=%d error=%s", self.log_fields(),
+                            thread_id, attempt + 1, exc)
+                await asyncio.sleep(0.2 * (attempt + 1))
+        complete = bool(result and result.complete)
+        if result and complete:
+            for seq, payload in result.events:
+                head_fields = orjson.loads(payload)
+                self._enqueue(Outbound(payload.decode(), thread_id, seq, head_fields["event_id"]))
+        # Incomplete or not, the cursor moves to head: the report tells the client what it missed.
+        cursor.last = max(cursor.last, head)
+        report = {"type": "replay_complete", "thread_id": thread_id, "since_seq": since, "head_seq": head,
+                  "count": len(result.events) if result and complete else 0, "complete": complete,
+                  "duration_ms": int((time.monotonic() - started) * 1000)}
+        if not complete:
+            report["missing"] = (result.missing[:1] + result.missing[-1:]) if result else [since + 1, head]
+            report["reason"] = "history_unavailable" if replay else "gap"
+        if request_id is not None:
+            report["request_id"] = request_id
+        if replay or not complete:
+            self.send_frame(report)
+        self.gateway.count_replay(complete)
+        return report
+
+    def _drain(self, thread_id: str, cursor: Cursor) -> None:
+        """Deliver events that arrived while the cursor was busy, in seq order."""
+        while cursor.pending:
+            seq = min(cursor.pending)
+            event_id, text = cursor.pending.pop(seq)
+            verdict = next_deliverable(cursor.last, seq)
+            if verdict == "duplicate":
+                self.duplicates_dropped += 1
+                continue
+            if verdict == "gap":
+                cursor.pending[seq] = (event_id, text)
+                self.spawn(self._fill_gap(thread_id, cursor, seq - 1))
+                return
+            cursor.last = seq
+            self._enqueue(Outbound(text, thread_id, seq, event_id))
+        cursor.busy = False

@@ -1,0 +1,141 @@
+"""The hub: ONE Redis pub/sub connection per gateway, fanning live events out to the local
+connections subscribed to each thread. Not a read loop per WebSocket.
+
+When the pub/sub connection drops, the hub reconnects, resubscribes every channel and asks
+every local cursor to catch up from the thread's stream, so nothing published during the gap
+is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from ..bus import channel, thread_of_channel
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+log = logging.getLogger("agentevents.hub")
+
+
+class Hub:
+    def __init__(self, redis: aioredis.Redis, server_id: str) -> None:
+        self.redis = redis
+        # Every gateway listens on its own channel too, so the pub/sub connection always exists.
+        self.own_channel = f"ae:gw:{server_id}"
+        self.local: dict[str, set[Connection]] = defaultdict(set)
+        self.pubsub = redis.pubsub()
+        self._confirm: dict[bytes, asyncio.Future[None]] = {}
+        self._resync: set[bytes] = set()
+        self._task: asyncio.Task[None] | None = None
+        self.healthy = False
+
+    async def start(self) -> None:
+        try:
+            await self.pubsub.subscribe(self.own_channel)
+            self.healthy = True
+        except (RedisError, OSError) as exc:
+            log.warning("hub_start_without_redis error=%s", exc)
+        self._task = asyncio.create_task(self._read(), name="hub-reader")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.pubsub.aclose()
+
+    async def join(self, thread_id: str, conn: Connection) -> None:
+        """Add a connection to a thread; returns once Redis confirms the channel subscription."""
+        members = self.local[thread_id]
+        members.add(conn)
+        if len(members) == 1:
+            await self._subscribe(channel(thread_id))
+
+    async def leave(self, thread_id: str, conn: Connection) -> None:
+        members = self.local.get(thread_id)
+        if not members:
+            return
+        members.discard(conn)
+        if not members:
+            del self.local[thread_id]
+            with contextlib.suppress(RedisError, OSError):
+                await self.pubsub.unsubscribe(channel(thread_id))
+
+    async def _subscribe(self, name: str) -> None:
+        waiter = self._confirm.get(name.encode())
+        if waiter is None or waiter.done():
+            waiter = asyncio.get_running_loop().create_future()
+            self._confirm[name.encode()] = waiter
+        await self.pubsub.subscribe(name)
+        await asyncio.wait_for(asyncio.shield(waiter), timeout=5)
+
+    async def _read(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                if self.pubsub.connection is None:
+                    await self._reconnect()
+                    continue
+                message = await self.pubsub.get_message(timeout=1.0)
+                if not self.healthy:
+                    self.healthy = True
+                    log.info("hub_connected threads=%d", len(self.local))
+                backoff = 0.1
+                if message is not None:
+                    self._handle(message)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                if self.healthy:
+                    log.warning("hub_disconnected error=%s", exc)
+                self.healthy = False
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                await self._reconnect()
+
+    async def _reconnect(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.pubsub.aclose()
+        self.pubsub = self.redis.pubsub()
+        names = [channel(t) for t in self.local]
+        try:
+            # Each thread catches up from its stream once its subscription is confirmed.
+            self._resync = {n.encode() for n in names}
+            await self.pubsub.subscribe(self.own_channel, *names)
+            log.info("hub_reconnected threads=%d", len(names))
+        except (RedisError, OSError):
+            return
+
+    def _handle(self, message: dict) -> None:
+        kind = message.get("type")
+        name = message.get("channel")
+        if kind == "subscribe":
+            waiter = self._confirm.pop(name, None)
+            if waiter and not waiter.done():
+                waiter.set_result(None)
+            if name in self._resync:
+                self._resync.discard(name)
+                thread_id = thread_of_channel(name.decode())
+                for conn in list(self.local.get(thread_id, ())):
+                    conn.catch_up(thread_id)
+            return
+        if kind != "message":
+            return
+        thread_id = thread_of_channel(name.decode())
+        members = self.local.get(thread_id)
+        if not members:
+            return
+        raw: bytes = message["data"]
+        head = orjson.loads(raw)
+        text = raw.decode()
+        for conn in list(members):
+            conn.on_live(thread_id, head["seq"], head["event_id"], text)

@@ -1,0 +1,354 @@
+"""The gateway process: authenticates the handshake, then serves the client protocol.
+
+No run state lives here: runs go to workers through Redis, events come back through the hub.
+A gateway can be killed at any moment; clients reconnect (through HAProxy, to any gateway) and
+``resume`` with their last seq per thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+import time
+import uuid
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from redis.exceptions import RedisError
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from .. import store
+from ..agents.registry import AgentRegistry, UnknownAgent, default_registry
+from ..auth import TIER_RUN_LIMITS, AuthError, Claims, may_refresh, token_from_handshake, verify_token
+from ..bus import Bus, connect
+from ..config import Settings
+from ..metrics import CLIENT_ERRORS, CONNECTIONS, HANDSHAKE_REFUSED, REPLAYS
+from ..protocol.codes import CloseCode, ErrorCode
+from ..protocol.envelope import new_id, utc_timestamp
+from ..protocol.messages import MAX_MESSAGE_BYTES, ProtocolError, error_frame, parse_client_message
+from .connection import Connection
+from .history import History
+from .hub import Hub
+
+log = logging.getLogger("agentevents.gateway")
+
+HARD_MAX_FRAME = 1024 * 1024
+SUBPROTOCOL = "jwt-auth"
+
+
+class LazyPool:
+    """An asyncpg pool created on first use and re-created after failures."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.pool: Any = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> Any:
+        async with self._lock:
+            if self.pool is None:
+                self.pool = await store.create_pool(self.dsn, max_size=4)
+            return self.pool
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
+
+
+class Gateway:
+    def __init__(self, settings: Settings, registry: AgentRegistry | None = None) -> None:
+        self.settings = settings
+        self.key = settings.verification_key()
+        self.registry = registry or default_registry()
+        self.redis = connect(settings.redis_url)
+        self.bus = Bus(self.redis, history_maxlen=settings.history_maxlen, history_ttl_s=settings.history_ttl_s)
+        self.database = LazyPool(settings.database_url)
+        self.history = History(self.bus, self.database)
+        self.hub = Hub(self.redis, settings.server_id)
+        self.audit = store.BatchWriter(settings.database_url)
+        self.connections: dict[str, Connection] = {}
+        self._claims: dict[uuid.UUID, Claims] = {}
+        self.stopping = asyncio.Event()
+
+    def count_replay(self, complete: bool) -> None:
+        REPLAYS.labels(str(complete).lower()).inc()
+
+    def verify(self, token: str) -> Claims:
+        return verify_token(token, key=self.key, algorithm=self.settings.jwt_algorithm,
+                            issuer=self.settings.jwt_issuer, audience=self.settings.jwt_audience)
+
+    # -- handshake --------------------------------------------------------------------------
+    async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == "/health":
+            status = HTTPStatus.OK if self.hub.healthy else HTTPStatus.SERVICE_UNAVAILABLE
+            return self._json_response(connection, status, await self.health())
+        if path == "/metrics":
+            from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+            response = connection.respond(HTTPStatus.OK, generate_latest().decode())
+            response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+            return response
+        if path != "/ws":
+            return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+        offered = [p.strip() for h in request.headers.get_all("Sec-WebSocket-Protocol") for p in h.split(",")]
+        token = token_from_handshake(request.headers.get("Authorization"), offered)
+        try:
+            claims = self.verify(token or "")
+            if await self._revoked(claims):
+                raise AuthError("token revoked")
+        except AuthError as exc:
+            HANDSHAKE_REFUSED.labels(exc.reason.split(" ")[0]).inc()
+            log.info("handshake_refused reason=%r remote=%s", exc.reason, connection.remote_address)
+            response = connection.respond(HTTPStatus.UNAUTHORIZED, f"unauthorized: {exc.reason}\n")
+            response.headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{exc.reason}"'
+            return response
+        self._claims[connection.id] = claims
+        return None
+
+    async def _revoked(self, claims: Claims) -> bool:
+        try:
+            return bool(await self.redis.exists(f"ae:revoked:{claims.jti}", f"ae:revoked-user:{claims.user_id}"))
+        except (RedisError, OSError):
+            return False  # Redis down: the signature and expiry checks still hold
+
+    @staticmethod
+    def _json_response(connection: ServerConnection, status: HTTPStatus, body: dict[str, Any]) -> Response:
+        response = connection.respond(status, orjson.dumps(body).decode())
+        response.headers["Content-Type"] = "application/json"
+        return response
+
+    @staticmethod
+    def select_subprotocol(connection: ServerConnection, subprotocols: list[str]) -> str | None:
+        return SUBPROTOCOL if SUBPROTOCOL in subprotocols else None
+
+    async def health(self) -> dict[str, Any]:
+        return {"status": "ok" if self.hub.healthy else "degraded", "component": "gateway",
+                "id": self.settings.server_id, "redis": self.hub.healthy, "connections": len(self.connections),
+                "threads": len(self.hub.local), "audit_pending": self.audit.pending()}
+
+    # -- connection -------------------------------------------------------------------------
+    async def handler(self, ws: ServerConnection) -> None:
+        claims = self._claims.pop(ws.id, None)
+        if claims is None:  # cannot happen: process_request refuses first
+            await ws.close(CloseCode.TOKEN_INVALID, "unauthenticated")
+            return
+        conn = Connection(self, ws, claims, "conn_" + uuid.uuid4().hex[:16])
+        self.connections[conn.id] = conn
+        CONNECTIONS.inc()
+        log.info("connected %s", conn.log_fields())
+        writer = asyncio.create_task(conn.writer())
+        expiry = asyncio.create_task(self._expire(conn))
+        conn.send_frame({"type": "connection_established", "connection_id": conn.id, "user_id": conn.user_id,
+                         "server_id": self.settings.server_id, "heartbeat_interval_ms":
+                         int(self.settings.heartbeat_interval_s * 1000), "token_expires_at": claims.exp,
+                         "max_message_bytes": MAX_MESSAGE_BYTES, "protocol_version": 1,
+                         "server_time": utc_timestamp()})
+        try:
+            async for raw in ws:
+                await self._receive(conn, raw)
+        except ConnectionClosed:
+            pass
+        finally:
+            expiry.cancel()
+            await conn.shutdown()
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(writer, 1)
+            writer.cancel()
+            self.connections.pop(conn.id, None)
+            CONNECTIONS.dec()
+            log.info("disconnected %s code=%s dropped_duplicates=%d", conn.log_fields(), ws.close_code,
+                     conn.duplicates_dropped)
+
+    async def _expire(self, conn: Connection) -> None:
+        """Close with TOKEN_EXPIRED once the token (plus grace) runs out without auth_refresh."""
+        while True:
+            wait = conn.claims.exp + self.settings.token_grace_s - time.time()
+            if wait <= 0:
+                conn.send_frame({"type": "error", "code": "token_expired",
+                                 "message": "the token expired; reconnect with a fresh token"})
+                conn.close(CloseCode.TOKEN_EXPIRED, "token expired")
+                return
+            await asyncio.sleep(min(wait, 60))
+
+    def _error(self, conn: Connection, err: ProtocolError) -> None:
+        CLIENT_ERRORS.labels(str(err.code)).inc()
+        conn.send_frame(error_frame(err.code, err.message, err.request_id, err.details))
+        if not conn.errors.allow(time.monotonic()):
+            log.warning("too_many_errors %s", conn.log_fields())
+            conn.close(CloseCode.TOO_MANY_ERRORS, "too many invalid messages")
+
+    async def _receive(self, conn: Connection, raw: str | bytes) -> None:
+        request_id = None
+        try:
+            if not conn.inbound.allow(time.monotonic()):
+                raise ProtocolError(ErrorCode.RATE_LIMITED, "too many messages",
+                                    details={"retry_after_ms": int(conn.inbound.retry_after() * 1000) + 1})
+            message = parse_client_message(raw)
+            request_id = message.get("request_id")
+            await getattr(self, "on_" + message["type"])(conn, message)
+        except ProtocolError as err:
+            if err.request_id is None and request_id is not None:
+                err = ProtocolError(err.code, err.message, request_id, err.details)
+            self._error(conn, err)
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("backend_unavailable %s error=%s", conn.log_fields(), exc)
+            self._error(conn, ProtocolError(ErrorCode.UNAVAILABLE, "temporarily unavailable; retry",
+                                            request_id, {"retry_after_ms": 1000}))
+
+    # -- ownership --------------------------------------------------------------------------
+    async def owns(self, user_id: str, thread_id: str) -> bool:
+        owner = await self.bus.thread_owner(thread_id)
+        if owner is None:
+            try:
+                owner = await store.thread_owner(await self.database.get(), thread_id)
+            except Exception as exc:
+                log.warning("owner_lookup_failed thread_id=%s error=%s", thread_id, exc)
+        return owner == user_id
+
+    async def _require_thread(self, conn: Connection, thread_id: str, request_id: str | None) -> None:
+        if not await self.owns(conn.user_id, thread_id):
+            raise ProtocolError(ErrorCode.FORBIDDEN, "no access to this thread", request_id)
+
+    async def _require_run(self, conn: Connection, run_id: str, request_id: str | None) -> dict[str, str]:
+        info = await self.bus.run_info(run_id)
+        if info.get("user_id") != conn.user_id:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "no access to this run", request_id)
+        return info
+
+    # -- messages ---------------------------------------------------------------------------
+    async def on_ping(self, conn: Connection, msg: dict[str, Any]) -> None:
+        conn.send_frame({"type": "pong", "request_id": msg.get("request_id"), "server_time": utc_timestamp()})
+
+    async def on_start_agent(self, conn: Connection, msg: dict[str, Any]) -> None:
+        rid = msg.get("request_id")
+        agent_type = msg["agent_type"]
+        try:
+            spec = self.registry.spec(agent_type)
+        except UnknownAgent:
+            raise ProtocolError(ErrorCode.UNKNOWN_AGENT, f"unknown agent {agent_type[:64]!r}", rid,
+                                {"agents": self.registry.names()}) from None
+        if spec.permission and not conn.claims.has(spec.permission):
+            raise ProtocolError(ErrorCode.FORBIDDEN, f"agent {agent_type!r} needs the {spec.permission!r} permission",
+                                rid, {"required_permission": spec.permission})
+        limit = TIER_RUN_LIMITS[conn.claims.tier]
+        if await self.bus.active_runs(conn.user_id) >= limit:
+            raise ProtocolError(ErrorCode.TOO_MANY_RUNS, f"at most {limit} concurrent runs on the "
+                                f"{conn.claims.tier} tier", rid, {"limit": limit})
+        thread_id = msg.get("thread_id")
+        created = thread_id is None
+        if created:
+            thread_id = new_id()
+            await self.bus.claim_thread(thread_id, conn.user_id, utc_timestamp())
+        else:
+            await self._require_thread(conn, thread_id, rid)
+        run_id = new_id()
+        request = {"run_id": run_id, "thread_id": thread_id, "user_id": conn.user_id, "agent_type": agent_type,
+                   "message": msg["message"], "options": msg.get("options") or {},
+                   "permissions": sorted(conn.claims.permissions), "tier": conn.claims.tier,
+                   "requested_at": time.time(), "connection_id": conn.id}
+        try:
+            await conn.follow(thread_id, None, rid, hold=True)
+            await self.bus.submit_run(request)
+        except BaseException:
+            await conn.unfollow(thread_id)
+            raise
+        conn.send_frame({"type": "run_accepted", "request_id": rid, "run_id": run_id, "thread_id": thread_id,
+                         "agent_type": agent_type, "thread_created": created})
+        conn.release(thread_id)
+        log.info("run_accepted %s thread_id=%s run_id=%s agent=%s", conn.log_fields(), thread_id, run_id,
+                 agent_type)
+
+    async def on_subscribe(self, conn: Connection, msg: dict[str, Any]) -> None:
+        rid, thread_id = msg.get("request_id"), msg["thread_id"]
+        await self._require_thread(conn, thread_id, rid)
+        head = await self.bus.head_seq(thread_id)
+        conn.send_frame({"type": "subscribed", "request_id": rid, "thread_id": thread_id, "head_seq": head})
+        await conn.follow(thread_id, msg.get("since_seq"), rid)
+
+    async def on_unsubscribe(self, conn: Connection, msg: dict[str, Any]) -> None:
+        was = await conn.unfollow(msg["thread_id"])
+        conn.send_frame({"type": "unsubscribed", "request_id": msg.get("request_id"), "thread_id": msg["thread_id"],
+                         "was_subscribed": was})
+
+    async def on_resume(self, conn: Connection, msg: dict[str, Any]) -> None:
+        rid = msg.get("request_id")
+        results: dict[str, Any] = {}
+        forbidden: list[str] = []
+        for thread_id, since in msg["threads"].items():
+            if not await self.owns(conn.user_id, thread_id):
+                forbidden.append(thread_id)
+                continue
+            report = await conn.follow(thread_id, since, rid)
+            results[thread_id] = {k: report[k] for k in ("complete", "count", "head_seq")} if report else {}
+        frame: dict[str, Any] = {"type": "resumed", "request_id": rid, "threads": results}
+        if forbidden:
+            frame["forbidden"] = forbidden
+        conn.send_frame(frame)
+
+    async def on_cancel_agent(self, conn: Connection, msg: dict[str, Any]) -> None:
+        rid = msg.get("request_id")
+        info = await self._require_run(conn, msg["run_id"], rid)
+        await self.bus.send_control({"op": "cancel", "run_id": msg["run_id"], "user_id": conn.user_id})
+        conn.send_frame({"type": "cancel_accepted", "request_id": rid, "run_id": msg["run_id"],
+                         "previous_status": info.get("status")})
+
+    async def on_respond(self, conn: Connection, msg: dict[str, Any]) -> None:
+        rid = msg.get("request_id")
+        await self._require_run(conn, msg["run_id"], rid)
+        await self.bus.send_control({"op": "respond", "run_id": msg["run_id"], "approval_id": msg["approval_id"],
+                                     "approved": msg["approved"], "comment": msg.get("comment"),
+                                     "user_id": conn.user_id})
+        conn.send_frame({"type": "respond_accepted", "request_id": rid, "run_id": msg["run_id"],
+                         "approval_id": msg["approval_id"]})
+
+    async def on_auth_refresh(self, conn: Connection, msg: dict[str, Any]) -> None:
+        rid = msg.get("request_id")
+        try:
+            claims = self.verify(msg["token"])
+        except AuthError as exc:
+            raise ProtocolError(ErrorCode.INVALID_TOKEN, exc.reason, rid) from None
+        if not may_refresh(conn.claims, claims):
+            raise ProtocolError(ErrorCode.FORBIDDEN, "the new token must be for the same user and last longer", rid)
+        conn.claims = claims
+        conn.send_frame({"type": "auth_refreshed", "request_id": rid, "token_expires_at": claims.exp})
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def run(self) -> None:
+        await self.hub.start()
+        self.audit.start()
+        tls = None
+        if self.settings.tls_cert:
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(self.settings.tls_cert, self.settings.tls_key or None)
+        async with serve(self.handler, self.settings.host, self.settings.port, ssl=tls,
+                         process_request=self.process_request, select_subprotocol=self.select_subprotocol,
+                         max_size=HARD_MAX_FRAME, ping_interval=self.settings.heartbeat_interval_s,
+                         ping_timeout=self.settings.heartbeat_interval_s, close_timeout=2,
+                         server_header="agentevents") as server:
+            log.info("gateway_listening server_id=%s host=%s port=%d tls=%s", self.settings.server_id,
+                     self.settings.host, self.settings.port, bool(tls))
+            await self.stopping.wait()
+            server.close(close_connections=True)
+            await server.wait_closed()
+        await self.hub.stop()
+        await self.audit.stop()
+        await self.database.close()
+        await self.redis.aclose()
+
+
+async def run_gateway(settings: Settings) -> None:
+    gateway = Gateway(settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, gateway.stopping.set)
+    await gateway.run()
+
+
+__all__ = ["Gateway", "run_gateway", "Headers"]

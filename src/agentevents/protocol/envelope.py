@@ -1,0 +1,70 @@
+"""The one envelope every server event has, and the event types.
+
+``seq`` is not set here: it is assigned atomically by the bus when the event is appended to its
+thread's stream (see ``agentevents.bus``), so it is gapless per thread across runs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+AGENT_STARTED = "agent_started"
+AGENT_THINKING = "agent_thinking"
+TOOL_EXECUTING = "tool_executing"
+TOOL_COMPLETED = "tool_completed"
+AGENT_COMPLETED = "agent_completed"
+# Not one of the five, same envelope:
+AGENT_ERROR = "agent_error"              # an error during a run (the run may recover)
+TOOL_PROGRESS = "tool_progress"          # incremental output of a running tool
+APPROVAL_REQUIRED = "approval_required"  # the agent waits for the user's ``respond``
+
+CORE_EVENT_TYPES = (AGENT_STARTED, AGENT_THINKING, TOOL_EXECUTING, TOOL_COMPLETED, AGENT_COMPLETED)
+EVENT_TYPES = frozenset(CORE_EVENT_TYPES + (AGENT_ERROR, TOOL_PROGRESS, APPROVAL_REQUIRED))
+
+COMPLETION_STATUSES = frozenset({"completed", "partial", "failed", "timeout", "cancelled", "degraded"})
+TOOL_STATUSES = frozenset({"success", "error", "timeout", "permission_denied", "invalid_parameters",
+                           "rate_limited", "rolled_back"})
+
+ENVELOPE_FIELDS = ("type", "event_id", "seq", "thread_id", "run_id", "user_id", "agent_name",
+                   "timestamp", "data")
+
+
+def utc_timestamp(now: datetime | None = None) -> str:
+    """RFC 3339, UTC, millisecond precision: ``2026-11-25T14:52:36.123Z``."""
+    now = now or datetime.now(UTC)
+    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def build_event(event_type: str, *, thread_id: str, run_id: str, user_id: str, agent_name: str,
+                data: dict[str, Any], event_id: str | None = None,
+                now: datetime | None = None) -> dict[str, Any]:
+    """An event without ``seq``; the bus adds it. Raises ValueError for an unknown type."""
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {event_type!r}")
+    if event_type == AGENT_COMPLETED and data.get("status") not in COMPLETION_STATUSES:
+        raise ValueError(f"agent_completed status must be one of {sorted(COMPLETION_STATUSES)}")
+    return {
+        "type": event_type,
+        "event_id": event_id or new_id(),
+        "thread_id": thread_id,
+        "run_id": run_id,
+        "user_id": user_id,
+        "agent_name": agent_name,
+        "timestamp": utc_timestamp(now),
+        "data": data,
+    }
+
+
+def splice_seq(body: bytes, seq: int) -> bytes:
+    """Put ``seq`` first into a serialized event object (mirrors the bus's Lua script)."""
+    if not body.startswith(b"{"):
+        raise ValueError("event body must be a JSON object")
+    rest = body[1:]
+    sep = b"," if rest.strip() != b"}" else b""
+    return b'{"seq":' + str(seq).encode() + sep + rest

@@ -1,0 +1,82 @@
+"""Client messages: parse a frame into a validated dict, or say precisely what is wrong.
+
+Validation uses the JSON Schemas in ``schema/client/`` (the same files published in docs/schema).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import orjson
+from jsonschema import Draft202012Validator
+
+from .codes import ErrorCode
+
+CLIENT_TYPES = ("start_agent", "subscribe", "unsubscribe", "resume", "cancel_agent", "auth_refresh",
+                "respond", "ping")
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ProtocolError(Exception):
+    code: ErrorCode
+    message: str
+    request_id: str | None = None
+    details: dict[str, Any] | None = None
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+@cache
+def validator(message_type: str) -> Draft202012Validator:
+    text = resources.files(__package__).joinpath("schema", "client", f"{message_type}.json").read_text()
+    return Draft202012Validator(json.loads(text))
+
+
+def _request_id(obj: Any) -> str | None:
+    if isinstance(obj, dict):
+        rid = obj.get("request_id")
+        if isinstance(rid, str) and 0 < len(rid) <= 128:
+            return rid
+    return None
+
+
+def parse_client_message(frame: str | bytes) -> dict[str, Any]:
+    """Return the message as a dict, or raise ProtocolError with a stable code."""
+    size = len(frame.encode() if isinstance(frame, str) else frame)
+    if size > MAX_MESSAGE_BYTES:
+        raise ProtocolError(ErrorCode.TOO_LARGE, f"message is {size} bytes; the limit is {MAX_MESSAGE_BYTES}",
+                            details={"limit": MAX_MESSAGE_BYTES, "size": size})
+    try:
+        obj = orjson.loads(frame)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(ErrorCode.MALFORMED, f"not valid JSON: {exc}") from None
+    rid = _request_id(obj)
+    if not isinstance(obj, dict):
+        raise ProtocolError(ErrorCode.MALFORMED, "a message must be a JSON object")
+    mtype = obj.get("type")
+    if not isinstance(mtype, str):
+        raise ProtocolError(ErrorCode.MALFORMED, "missing string field 'type'", rid)
+    if mtype not in CLIENT_TYPES:
+        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {mtype[:64]!r}", rid,
+                            details={"known_types": list(CLIENT_TYPES)})
+    error = next(iter(sorted(validator(mtype).iter_errors(obj), key=lambda e: list(e.path))), None)
+    if error is not None:
+        where = "/".join(str(p) for p in error.path) or "(message)"
+        raise ProtocolError(ErrorCode.MALFORMED, f"{mtype}: {where}: {error.message[:200]}", rid)
+    return obj
+
+
+def error_frame(code: str, message: str, request_id: str | None = None,
+                details: dict[str, Any] | None = None) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "error", "code": str(code), "message": message}
+    if request_id is not None:
+        frame["request_id"] = request_id
+    if details:
+        frame["details"] = details
+    return frame

@@ -1,0 +1,1 @@
+"""Starting, stopping and breaking the stack: native (supervisord) and fault control."""

@@ -1,0 +1,403 @@
+"""The native stack without Docker, supervised by supervisord.
+
+  PostgreSQL  127.0.0.1:5434  data in .stack/pgdata, run as the ``postgres`` user when root
+  Redis       127.0.0.1:6381  append-only file in .stack/redis
+  gateway1/2  127.0.0.1:8001, 8002
+  HAProxy     127.0.0.1:8000  -> gateways (leastconn, /health checks); stats on 8404
+  worker1/2   health on 127.0.0.1:8101, 8102
+
+``up`` returns when every process answers its health check. Fault control (kill, stop, start,
+restart, pause, resume) acts on one component; supervisord restarts a killed application
+process, as it would in production.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+HOST = "127.0.0.1"
+PG_PORT = 5434
+REDIS_PORT = 6381
+LB_PORT = 8000
+STATS_PORT = 8404
+GATEWAYS = {"gateway1": 8001, "gateway2": 8002}
+WORKERS = {"worker1": 8101, "worker2": 8102}
+INFRA = ("postgres", "redis")
+APPS = (*GATEWAYS, *WORKERS, "haproxy")
+COMPONENTS = (*INFRA, *APPS)
+
+
+def stack_dir() -> Path:
+    return Path(os.environ.get("AE_STACK_DIR", Path.cwd() / ".stack")).resolve()
+
+
+def read_secret() -> str | None:
+    path = stack_dir() / "jwt_secret"
+    return path.read_text().strip() if path.exists() else None
+
+
+def _secret_file(name: str, nbytes: int = 32) -> str:
+    path = stack_dir() / name
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(nbytes))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def database_url() -> str:
+    password = _secret_file("db_password", 18)
+    return f"postgresql://agentevents:{password}@{HOST}:{PG_PORT}/agentevents"
+
+
+def stack_env() -> dict[str, str]:
+    """What a client of the native stack needs: URLs and the JWT secret."""
+    return {
+        "AE_REDIS_URL": f"redis://{HOST}:{REDIS_PORT}/0",
+        "AE_DATABASE_URL": database_url(),
+        "AE_JWT_SECRET": _secret_file("jwt_secret", 48),
+        "AE_WS_URL": f"ws://{HOST}:{LB_PORT}/ws",
+    }
+
+
+def _which(name: str) -> str:
+    found = shutil.which(name)
+    if found:
+        return found
+    for root in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (root / name).exists():
+            return str(root / name)
+    raise SystemExit(f"{name} is not installed (see README: make spec installs what is missing)")
+
+
+def _as_postgres() -> list[str]:
+    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+
+@dataclass
+class Paths:
+    root: Path
+
+    @property
+    def conf(self) -> Path:
+        return self.root / "supervisord.conf"
+
+    @property
+    def sock(self) -> Path:
+        return self.root / "supervisor.sock"
+
+    @property
+    def pgdata(self) -> Path:
+        return self.root / "pgdata"
+
+    @property
+    def pgrun(self) -> Path:
+        return self.root / "pgrun"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+
+def _haproxy_cfg() -> str:
+    servers = "\n".join(f"    server {name} {HOST}:{port} check" for name, port in GATEWAYS.items())
+    return f"""global
+    maxconn 8000
+
+defaults
+    mode http
+    log global
+    option redispatch
+    retries 3
+    timeout connect 2s
+    timeout client 1h
+    timeout server 1h
+    timeout tunnel 1h
+    timeout client-fin 5s
+    timeout http-request 10s
+
+frontend websocket
+    bind {HOST}:{LB_PORT}
+    default_backend gateways
+
+backend gateways
+    balance leastconn
+    option httpchk GET /health
+    http-check expect status 200
+    default-server inter 500ms fall 2 rise 1 on-marked-down shutdown-sessions
+{servers}
+
+listen stats
+    bind {HOST}:{STATS_PORT}
+    stats enable
+    stats uri /stats
+"""
+
+
+def _supervisor_conf(p: Paths, env: dict[str, str]) -> str:
+    py = sys.executable
+    pg_user = "user=postgres\n" if os.geteuid() == 0 else ""
+    common_env = ",".join(f'{k}="{v}"' for k, v in env.items() if k != "AE_WS_URL")
+    postgres = (f"{_which('postgres')} -D {p.pgdata} -p {PG_PORT} -k {p.pgrun} -c listen_addresses={HOST} "
+                "-c max_connections=200 -c shared_buffers=128MB")
+    redis = (f"{_which('redis-server')} --port {REDIS_PORT} --bind {HOST} --dir {p.root}/redis --appendonly yes "
+             "--appendfsync everysec --save '' --protected-mode yes --maxclients 10000")
+    blocks = [f"""[unix_http_server]
+file={p.sock}
+chmod=0700
+
+[supervisord]
+logfile={p.logs}/supervisord.log
+pidfile={p.root}/supervisord.pid
+directory={p.root}
+childlogdir={p.logs}
+minfds=16384
+user=root
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://{p.sock}
+
+[program:postgres]
+command={postgres}
+{pg_user}stopsignal=INT
+stopwaitsecs=20
+autorestart=true
+priority=10
+redirect_stderr=true
+stdout_logfile={p.logs}/postgres.log
+
+[program:redis]
+command={redis}
+autorestart=true
+priority=10
+redirect_stderr=true
+stdout_logfile={p.logs}/redis.log
+"""]
+    if os.geteuid() != 0:
+        blocks[0] = blocks[0].replace("user=root\n", "")
+    for name, port in GATEWAYS.items():
+        blocks.append(f"""[program:{name}]
+command={py} -m agentevents.cli gateway
+environment={common_env},AE_PORT="{port}",AE_SERVER_ID="{name}"
+autostart=false
+autorestart=true
+startsecs=1
+stopwaitsecs=5
+priority=20
+redirect_stderr=true
+stdout_logfile={p.logs}/{name}.log
+""")
+    for name, port in WORKERS.items():
+        blocks.append(f"""[program:{name}]
+command={py} -m agentevents.cli worker --health-port {port}
+environment={common_env},AE_SERVER_ID="{name}"
+autostart=false
+autorestart=true
+startsecs=1
+stopwaitsecs=15
+priority=20
+redirect_stderr=true
+stdout_logfile={p.logs}/{name}.log
+""")
+    blocks.append(f"""[program:haproxy]
+command={_which("haproxy")} -W -db -f {p.root}/haproxy.cfg
+autostart=false
+autorestart=true
+priority=30
+redirect_stderr=true
+stdout_logfile={p.logs}/haproxy.log
+""")
+    return "\n".join(blocks)
+
+
+def _ctl(p: Paths, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    exe = str(Path(sys.executable).with_name("supervisorctl"))
+    return subprocess.run([exe, "-c", str(p.conf), *args], capture_output=True, text=True, check=check)
+
+
+def supervisor_running(p: Paths) -> bool:
+    if not p.sock.exists():
+        return False
+    result = _ctl(p, "pid", check=False)
+    return result.returncode == 0 and result.stdout.strip().isdigit()
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex((HOST, port)) == 0
+
+
+def _http_ok(port: int, path: str = "/health") -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}{path}", timeout=1) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def _redis_ok() -> bool:
+    try:
+        with socket.create_connection((HOST, REDIS_PORT), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _pg_ok(p: Paths) -> bool:
+    pg_isready = _which("pg_isready")
+    return subprocess.run([pg_isready, "-q", "-h", HOST, "-p", str(PG_PORT)], check=False).returncode == 0
+
+
+def health() -> dict[str, bool]:
+    p = Paths(stack_dir())
+    report = {"postgres": _pg_ok(p), "redis": _redis_ok()}
+    report.update({name: _http_ok(port) for name, port in GATEWAYS.items()})
+    report.update({name: _http_ok(port) for name, port in WORKERS.items()})
+    report["haproxy"] = _http_ok(LB_PORT)
+    return report
+
+
+def wait_until(check, what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"{what} did not become healthy within {timeout_s:g}s; see {stack_dir() / 'logs'}")
+
+
+def _initdb(p: Paths) -> None:
+    if (p.pgdata / "PG_VERSION").exists():
+        return
+    p.pgdata.mkdir(parents=True, exist_ok=True)
+    p.pgdata.chmod(0o700)
+    if os.geteuid() == 0:
+        shutil.chown(p.pgdata, "postgres", "postgres")
+    subprocess.run([*_as_postgres(), _which("initdb"), "-D", str(p.pgdata), "-U", "postgres", "-E", "UTF8",
+                    "--auth-local=trust", "--auth-host=scram-sha-256", "--no-instructions"],
+                   check=True, capture_output=True, text=True)
+
+
+def _bootstrap_database(p: Paths, password: str) -> None:
+    """Create the role and database once, over the local socket, as the postgres superuser."""
+    psql = [*_as_postgres(), _which("psql"), "-h", str(p.pgrun), "-p", str(PG_PORT), "-U", "postgres", "-v",
+            "ON_ERROR_STOP=1", "-qtA"]
+    exists = subprocess.run([*psql, "-c", "SELECT 1 FROM pg_roles WHERE rolname='agentevents'"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    if not exists:
+        subprocess.run([*psql, "-c", f"CREATE ROLE agentevents LOGIN PASSWORD '{password}'"], check=True,
+                       capture_output=True)
+        subprocess.run([*psql, "-c", "CREATE DATABASE agentevents OWNER agentevents"], check=True,
+                       capture_output=True)
+
+
+def up() -> int:
+    p = Paths(stack_dir())
+    for d in (p.root, p.logs, p.root / "redis", p.pgrun):
+        d.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        shutil.chown(p.pgrun, "postgres", "postgres")
+    env = stack_env()
+    _initdb(p)
+    (p.root / "haproxy.cfg").write_text(_haproxy_cfg())
+    p.conf.write_text(_supervisor_conf(p, env))
+    if not supervisor_running(p):
+        busy = [port for port in (PG_PORT, REDIS_PORT, LB_PORT, *GATEWAYS.values(), *WORKERS.values())
+                if _port_open(port)]
+        if busy:
+            raise SystemExit(f"ports already in use by something else: {busy}")
+        exe = str(Path(sys.executable).with_name("supervisord"))
+        subprocess.run([exe, "-c", str(p.conf)], check=True)
+    else:
+        _ctl(p, "reread", check=False)
+        _ctl(p, "update", check=False)
+    wait_until(lambda: _pg_ok(p), "postgres")
+    wait_until(_redis_ok, "redis")
+    _bootstrap_database(p, database_url().split(":")[2].split("@")[0])
+    _ctl(p, "start", *APPS, check=False)
+    for name, port in {**GATEWAYS, **WORKERS}.items():
+        wait_until(lambda port=port: _http_ok(port), name)
+    wait_until(lambda: _http_ok(LB_PORT), "haproxy")
+    print(f"stack up: ws://{HOST}:{LB_PORT}/ws (logs in {p.logs})")
+    return 0
+
+
+def down() -> int:
+    p = Paths(stack_dir())
+    if not supervisor_running(p):
+        print("stack is not running")
+        return 0
+    pid = int(_ctl(p, "pid").stdout.strip())
+    _ctl(p, "shutdown", check=False)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            print("stack down")
+            return 0
+        time.sleep(0.1)
+    print("supervisord did not exit in time", file=sys.stderr)
+    return 1
+
+
+def status() -> int:
+    p = Paths(stack_dir())
+    if not supervisor_running(p):
+        print("stack is not running")
+        return 3
+    print(_ctl(p, "status", check=False).stdout.rstrip())
+    report = health()
+    for name, ok in report.items():
+        print(f"{name:10} {'healthy' if ok else 'UNHEALTHY'}")
+    return 0 if all(report.values()) else 1
+
+
+def _pid(p: Paths, component: str) -> int:
+    out = _ctl(p, "pid", component, check=False).stdout.strip()
+    if not out.isdigit() or out == "0":
+        raise SystemExit(f"{component} is not running")
+    return int(out)
+
+
+def control(action: str, component: str) -> int:
+    p = Paths(stack_dir())
+    if component not in COMPONENTS:
+        raise SystemExit(f"unknown component {component!r}; one of {', '.join(COMPONENTS)}")
+    if action == "kill":
+        os.kill(_pid(p, component), signal.SIGKILL)
+    elif action == "pause":
+        os.kill(_pid(p, component), signal.SIGSTOP)
+    elif action == "resume":
+        os.kill(_pid(p, component), signal.SIGCONT)
+    else:
+        result = _ctl(p, action, component, check=False)
+        print(result.stdout.rstrip())
+        if result.returncode != 0 and "ALREADY" not in result.stdout:
+            return 1
+    return 0
+
+
+def main(action: str, component: str | None) -> int:
+    if action in ("up", "down", "status"):
+        return {"up": up, "down": down, "status": status}[action]()
+    if action == "logs":
+        print(stack_dir() / "logs")
+        return 0
+    if not component:
+        raise SystemExit(f"stack {action} needs a component: {', '.join(COMPONENTS)}")
+    return control(action, component)

@@ -1,0 +1,122 @@
+"""The world a scenario or test runs in: the stack under test and the people in the scenario.
+
+``StackTarget`` says where the backend is (native stack, or any external backend speaking the
+protocol) and, for the native stack, can break and heal components. ``World`` gives each
+scenario fresh users (unique ids), their connected clients, and closes every socket after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .client import RecordingClient
+from .tokens import TokenFactory
+
+
+@dataclass
+class StackTarget:
+    mode: str
+    ws_url: str
+    jwt_secret: str
+    redis_url: str | None = None
+    database_url: str | None = None
+    started_here: bool = False
+
+    @property
+    def controllable(self) -> bool:
+        return self.mode == "native"
+
+    @classmethod
+    def from_userdata(cls, userdata: dict[str, str]) -> StackTarget:
+        mode = userdata.get("stack", os.environ.get("AE_STACK", "native"))
+        if mode == "native":
+            from ..stack import native
+            env = native.stack_env()
+            return cls(mode, env["AE_WS_URL"], env["AE_JWT_SECRET"], env["AE_REDIS_URL"], env["AE_DATABASE_URL"])
+        if mode == "external":
+            try:
+                return cls(mode, userdata["ws_url"], userdata["jwt_secret"], userdata.get("redis_url"),
+                           userdata.get("database_url"))
+            except KeyError as exc:
+                raise SystemExit(f"-D stack=external needs -D {exc.args[0]}=...") from None
+        raise SystemExit(f"unknown stack mode {mode!r}: native or external")
+
+    def start(self) -> None:
+        if self.mode != "native":
+            return
+        from ..stack import native
+        if not all(native.health().values()):
+            native.up()
+            self.started_here = True
+
+    def stop(self) -> None:
+        if self.started_here:
+            from ..stack import native
+            native.down()
+
+    def control(self, action: str, component: str) -> None:
+        if not self.controllable:
+            raise RuntimeError(f"stack={self.mode} cannot {action} {component}")
+        from ..stack import native
+        if native.control(action, component) != 0:
+            raise RuntimeError(f"stack {action} {component} failed")
+
+    def heal(self) -> None:
+        """After a fault scenario: every component running and healthy again."""
+        from ..stack import native
+        if not all(native.health().values()):
+            native.up()
+
+    def tokens(self) -> TokenFactory:
+        return TokenFactory(self.jwt_secret)
+
+
+@dataclass
+class Person:
+    name: str
+    user_id: str
+    permissions: list[str] = field(default_factory=list)
+    tier: str = "free"
+    clients: list[RecordingClient] = field(default_factory=list)
+    threads: dict[str, str] = field(default_factory=dict)   # label -> thread_id
+    runs: dict[str, str] = field(default_factory=dict)      # label -> run_id
+
+    @property
+    def client(self) -> RecordingClient:
+        if not self.clients:
+            raise AssertionError(f"{self.name} has no connection")
+        return self.clients[-1]
+
+
+class World:
+    def __init__(self, target: StackTarget, scenario: str = "") -> None:
+        self.target = target
+        self.scenario = scenario
+        self.tokens = target.tokens()
+        self.people: dict[str, Person] = {}
+        self.notes: dict[str, Any] = {}
+
+    def person(self, name: str, **kwargs: Any) -> Person:
+        if name not in self.people:
+            self.people[name] = Person(name, TokenFactory.fresh_user(name), **kwargs)
+        return self.people[name]
+
+    def token_for(self, person: Person, **overrides: Any) -> str:
+        return self.tokens.token(person.user_id, permissions=overrides.pop("permissions", person.permissions),
+                                 tier=overrides.pop("tier", person.tier), **overrides)
+
+    async def connect(self, name: str, *, token: str | None = None, via_subprotocol: bool = False,
+                      url: str | None = None, **kwargs: Any) -> RecordingClient:
+        person = self.person(name)
+        client = RecordingClient(url or self.target.ws_url, token or self.token_for(person),
+                                 name=f"{name}#{len(person.clients) + 1}", via_subprotocol=via_subprotocol, **kwargs)
+        await client.connect()
+        person.clients.append(client)
+        return client
+
+    async def close(self) -> None:
+        clients = [c for p in self.people.values() for c in p.clients]
+        await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)

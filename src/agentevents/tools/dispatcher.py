@@ -1,0 +1,127 @@
+"""The tool dispatcher: wraps EVERY tool call with ``tool_executing`` and ``tool_completed``.
+
+Agents never call a tool directly; they call ``ToolDispatcher.call``. Whatever happens —
+unknown tool, invalid parameters, missing permission, rate limit, timeout, a crash inside the
+tool — the user sees one ``tool_executing`` followed by exactly one ``tool_completed`` with the
+same ``tool_call_id`` and a status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from jsonschema import Draft202012Validator
+
+from ..protocol.limits import TokenBucket
+from .base import Tool, ToolContext, ToolError, ToolResult
+
+log = logging.getLogger("agentevents.tools")
+
+
+class EventSink(Protocol):
+    async def tool_executing(self, data: dict[str, Any], *, agent_name: str | None = None) -> int: ...
+    async def tool_completed(self, data: dict[str, Any], *, agent_name: str | None = None) -> int: ...
+
+
+@dataclass
+class ToolOutcome:
+    tool_call_id: str
+    tool_name: str
+    status: str  # success | error | timeout | permission_denied | invalid_parameters | rate_limited
+    result: Any = None
+    error: dict[str, Any] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    duration_ms: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "success"
+
+
+class ToolRateLimiter:
+    """Per (user, tool) token buckets; shared by all runs in one worker."""
+
+    def __init__(self, rate: float = 5.0, burst: float = 10.0) -> None:
+        self.rate, self.burst = rate, burst
+        self.buckets: dict[tuple[str, str], TokenBucket] = {}
+
+    def check(self, user_id: str, tool: str, now: float) -> float | None:
+        """None when allowed, else seconds to wait."""
+        bucket = self.buckets.setdefault((user_id, tool), TokenBucket(self.rate, self.burst))
+        return None if bucket.allow(now) else bucket.retry_after()
+
+
+class ToolDispatcher:
+    def __init__(self, tools: dict[str, Tool], sink: EventSink, ctx: ToolContext,
+                 limiter: ToolRateLimiter | None = None) -> None:
+        self.tools = dict(tools)
+        self.sink = sink
+        self.ctx = ctx
+        self.limiter = limiter
+        self.calls: list[ToolOutcome] = []
+
+    def register(self, tool: Tool) -> None:
+        self.tools[tool.name] = tool
+
+    async def call(self, name: str, params: dict[str, Any], *, agent_name: str | None = None,
+                   purpose: str | None = None, timeout_s: float | None = None,
+                   extra: dict[str, Any] | None = None) -> ToolOutcome:
+        call_id = "call_" + uuid.uuid4().hex[:16]
+        tool = self.tools.get(name)
+        announced = {
+            "tool_name": name, "tool_call_id": call_id, "parameters": params,
+            "category": getattr(tool, "category", "unknown"),
+            "description": getattr(tool, "description", ""),
+            "purpose": purpose or getattr(tool, "description", ""),
+            **(extra or {}),
+        }
+        await self.sink.tool_executing(announced, agent_name=agent_name)
+        started = time.monotonic()
+        outcome = await self._run(tool, name, call_id, params, timeout_s)
+        outcome.duration_ms = int((time.monotonic() - started) * 1000)
+        done: dict[str, Any] = {"tool_name": name, "tool_call_id": call_id, "status": outcome.status,
+                                "result": outcome.result, "duration_ms": outcome.duration_ms,
+                                "metadata": outcome.metadata, **(extra or {})}
+        if outcome.error:
+            done["error"] = outcome.error
+        await self.sink.tool_completed(done, agent_name=agent_name)
+        self.calls.append(outcome)
+        return outcome
+
+    async def _run(self, tool: Tool | None, name: str, call_id: str, params: dict[str, Any],
+                   timeout_s: float | None) -> ToolOutcome:
+        def fail(status: str, code: str, message: str, **details: Any) -> ToolOutcome:
+            return ToolOutcome(call_id, name, status, error={"code": code, "message": message, **details})
+
+        if tool is None:
+            return fail("error", "unknown_tool", f"no tool named {name!r}", available=sorted(self.tools))
+        if tool.permission and tool.permission not in self.ctx.permissions:
+            return fail("permission_denied", "permission_denied",
+                        f"tool {name!r} needs the {tool.permission!r} permission", required=tool.permission)
+        errors = sorted(Draft202012Validator(tool.parameters).iter_errors(params), key=lambda e: list(e.path))
+        if errors:
+            where = "/".join(str(p) for p in errors[0].path) or "(parameters)"
+            return fail("invalid_parameters", "invalid_parameters", f"{where}: {errors[0].message[:200]}")
+        if self.limiter is not None:
+            wait = self.limiter.check(self.ctx.user_id, name, time.monotonic())
+            if wait is not None:
+                return fail("rate_limited", "rate_limited", f"tool {name!r} is rate limited",
+                            retry_after_ms=int(wait * 1000) + 1)
+        limit = timeout_s if timeout_s is not None else tool.timeout_s
+        try:
+            async with asyncio.timeout(limit):
+                result: ToolResult = await tool.run(params, self.ctx)
+        except TimeoutError:
+            return fail("timeout", "tool_timeout", f"tool {name!r} did not finish within {limit:g}s",
+                        timeout_s=limit)
+        except ToolError as exc:
+            return fail("error", exc.code, exc.message, **exc.details)
+        except Exception as exc:  # a tool bug must still end with tool_completed
+            log.exception("tool_crashed tool=%s run_id=%s", name, self.ctx.run_id)
+            return fail("error", "tool_crashed", f"{type(exc).__name__}: {exc}"[:300])
+        return ToolOutcome(call_id, name, "success", result=result.result, metadata=dict(result.metadata))

@@ -1,0 +1,1 @@
+"""Workers run agents: the execution engine, the event bridge, and the worker process."""

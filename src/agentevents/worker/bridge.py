@@ -1,0 +1,156 @@
+"""The event bridge: the ONE path from a running agent to its users.
+
+Every event of a run passes here: it is redacted (PII), trimmed (size limits), throttled
+(thinking), counted (per-run budget), enveloped, published to Redis (seq assigned there),
+and queued for the PostgreSQL archive. If Redis is unreachable the run pauses in ``emit``
+and retries the same event (same event_id, so a publish whose answer was lost is not doubled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ..bus import Bus
+from ..protocol import envelope as ev
+from ..protocol.limits import ThinkingThrottle, summarize_result, truncate_text
+from ..protocol.redaction import redact
+from ..store import BatchWriter, parse_ts
+
+log = logging.getLogger("agentevents.bridge")
+
+
+class EventBudgetExceeded(Exception):
+    """The run emitted more events than allowed; the engine ends it as ``degraded``."""
+
+
+@dataclass
+class RunContext:
+    run_id: str
+    thread_id: str
+    user_id: str
+    agent_type: str
+    message: str
+    options: dict[str, Any]
+    permissions: frozenset[str]
+    tier: str
+    requested_at: float
+    files: dict[str, str] = field(default_factory=dict)
+
+
+class EventBridge:
+    def __init__(self, bus: Bus, archive: BatchWriter | None, run: RunContext, *,
+                 max_events: int = 10_000, publish_deadline_s: float = 300.0,
+                 thinking_rate: float = 20.0, thinking_burst: float = 50.0) -> None:
+        self.bus = bus
+        self.archive = archive
+        self.run = run
+        self.max_events = max_events
+        self.publish_deadline_s = publish_deadline_s
+        self.throttle = ThinkingThrottle(rate=thinking_rate, burst=thinking_burst)
+        self.count = 0
+        self.redactions = 0
+        self.emitted: list[str] = []
+        self._step = 0
+
+    async def emit(self, event_type: str, data: dict[str, Any], *, agent_name: str | None = None,
+                   budget: bool = True) -> int:
+        if event_type != ev.AGENT_THINKING:
+            await self._flush_thinking(agent_name)
+        return await self._publish(event_type, data, agent_name=agent_name, budget=budget)
+
+    async def _publish(self, event_type: str, data: dict[str, Any], *, agent_name: str | None,
+                       budget: bool) -> int:
+        if budget and self.count >= self.max_events:
+            raise EventBudgetExceeded(f"run emitted {self.count} events; the limit is {self.max_events}")
+        clean, n = redact(data)
+        self.redactions += n
+        if n:
+            clean.setdefault("redactions", n)
+        event = ev.build_event(event_type, thread_id=self.run.thread_id, run_id=self.run.run_id,
+                               user_id=self.run.user_id, agent_name=agent_name or self.run.agent_type,
+                               data=clean)
+        seq, payload = await self._publish_with_retry(event)
+        self.count += 1
+        self.emitted.append(event_type)
+        if self.archive is not None:
+            self.archive.add("events", (event["thread_id"], seq, event["event_id"], event["run_id"],
+                                        event["user_id"], event_type, payload.decode(),
+                                        parse_ts(event["timestamp"])))
+        return seq
+
+    async def _publish_with_retry(self, event: dict[str, Any]) -> tuple[int, bytes]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.publish_deadline_s
+        backoff, attempts = 0.05, 0
+        while True:
+            try:
+                seq, payload, _fresh = await self.bus.publish_event(event)
+                if attempts:
+                    log.info("publish_recovered run_id=%s event_id=%s attempts=%d", self.run.run_id,
+                             event["event_id"], attempts)
+                return seq, payload
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                attempts += 1
+                if loop.time() > deadline:
+                    raise
+                if attempts == 1 or attempts % 20 == 0:
+                    log.warning("publish_waiting run_id=%s thread_id=%s type=%s attempts=%d error=%s",
+                                self.run.run_id, self.run.thread_id, event["type"], attempts, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+
+    # -- the five events --------------------------------------------------------------------
+    async def started(self, *, agent_name: str | None = None, **extra: Any) -> int:
+        data = {"agent_type": self.run.agent_type, "message_preview": self.run.message[:200], **extra}
+        return await self.emit(ev.AGENT_STARTED, data, agent_name=agent_name, budget=False)
+
+    async def thinking(self, reasoning: str, *, step: int | None = None, agent_name: str | None = None,
+                       metadata: dict[str, Any] | None = None) -> int | None:
+        self._step = step if step is not None else self._step + 1
+        released = self.throttle.offer(time.monotonic(), reasoning)
+        if released is None:
+            return None
+        text, coalesced = released
+        return await self._emit_thinking(text, coalesced, agent_name, metadata)
+
+    async def _flush_thinking(self, agent_name: str | None) -> None:
+        released = self.throttle.flush()
+        if released is not None:
+            await self._emit_thinking(released[0], released[1], agent_name, None)
+
+    async def _emit_thinking(self, text: str, coalesced: int, agent_name: str | None,
+                             metadata: dict[str, Any] | None) -> int:
+        shown, trunc = truncate_text(text)
+        data: dict[str, Any] = {"reasoning": shown, "step": self._step, "metadata": dict(metadata or {})}
+        if trunc["truncated"]:
+            data.update(truncated=True, full_length=trunc["full_length"])
+        if coalesced > 1:
+            data["coalesced"] = coalesced
+        return await self._publish(ev.AGENT_THINKING, data, agent_name=agent_name, budget=True)
+
+    async def tool_executing(self, data: dict[str, Any], *, agent_name: str | None = None) -> int:
+        return await self.emit(ev.TOOL_EXECUTING, data, agent_name=agent_name)
+
+    async def tool_completed(self, data: dict[str, Any], *, agent_name: str | None = None) -> int:
+        result, meta = summarize_result(data.get("result"))
+        return await self.emit(ev.TOOL_COMPLETED, {**data, "result": result, **meta}, agent_name=agent_name,
+                               budget=False)
+
+    async def error(self, code: str, message: str, *, recoverable: bool, agent_name: str | None = None,
+                    **extra: Any) -> int:
+        data = {"code": code, "message": message, "recoverable": recoverable, **extra}
+        return await self.emit(ev.AGENT_ERROR, data, agent_name=agent_name, budget=False)
+
+    async def completed(self, status: str, *, result: Any, summary: str, duration_ms: int,
+                        agent_name: str | None = None, **extra: Any) -> int:
+        shown, meta = summarize_result(result)
+        data = {"status": status, "result": shown, "summary": summary, "duration_ms": duration_ms,
+                "event_count": self.count + 1, **meta, **extra}
+        return await self.emit(ev.AGENT_COMPLETED, data, agent_name=agent_name, budget=False)

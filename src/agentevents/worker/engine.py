@@ -1,0 +1,150 @@
+"""The execution engine: runs one agent for one run request, and always ends it with
+``agent_completed`` (completed, partial, failed, timeout, cancelled or degraded)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from ..agents.base import AgentContext, AgentFailure, AgentOutcome
+from ..agents.registry import AgentFactoryError, AgentRegistry, UnknownAgent
+from ..bus import Bus
+from ..config import Settings
+from ..store import BatchWriter
+from ..tools import builtin_tools, custom_tool_from_definition
+from ..tools.base import ToolContext, ToolError
+from ..tools.dispatcher import ToolDispatcher, ToolRateLimiter
+from .bridge import EventBridge, EventBudgetExceeded, RunContext
+
+log = logging.getLogger("agentevents.engine")
+
+
+def run_context(request: dict[str, Any]) -> RunContext:
+    options = request.get("options") or {}
+    files = options.get("files") or {}
+    return RunContext(run_id=request["run_id"], thread_id=request["thread_id"], user_id=request["user_id"],
+                      agent_type=request["agent_type"], message=request.get("message", ""), options=options,
+                      permissions=frozenset(request.get("permissions") or ()), tier=request.get("tier", "free"),
+                      requested_at=float(request.get("requested_at", time.time())),
+                      files={str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else {})
+
+
+class ExecutionEngine:
+    def __init__(self, bus: Bus, archive: BatchWriter | None, registry: AgentRegistry, settings: Settings,
+                 *, worker_id: str, db: Any = None) -> None:
+        self.bus = bus
+        self.archive = archive
+        self.registry = registry
+        self.settings = settings
+        self.worker_id = worker_id
+        self.db = db
+        self.limiter = ToolRateLimiter()
+        self.running: dict[str, asyncio.Task[AgentOutcome]] = {}
+        self.cancelled: set[str] = set()
+
+    def cancel(self, run_id: str) -> bool:
+        task = self.running.get(run_id)
+        if task is None:
+            return False
+        self.cancelled.add(run_id)
+        task.cancel()
+        return True
+
+    def _record_run(self, run: RunContext, status: str, duration_ms: int | None = None) -> None:
+        if self.archive is None:
+            return
+        now = datetime.now(UTC)
+        created = datetime.fromtimestamp(run.requested_at, UTC)
+        self.archive.add("threads", (run.thread_id, run.user_id, created))
+        done = now if duration_ms is not None else None
+        self.archive.add("runs", (run.run_id, run.thread_id, run.user_id, run.agent_type, status, self.worker_id,
+                                  created, done, duration_ms))
+
+    def _dispatcher(self, run: RunContext, bridge: EventBridge) -> ToolDispatcher:
+        settings = {"http_api_base_url": run.options.get("http_api_base_url") or self.settings.http_api_base_url}
+        ctx = ToolContext(user_id=run.user_id, thread_id=run.thread_id, run_id=run.run_id,
+                          permissions=run.permissions, db=self.db, files=run.files, settings=settings)
+        dispatcher = ToolDispatcher(builtin_tools(), bridge, ctx, self.limiter)
+        for definition in run.options.get("custom_tools") or []:
+            dispatcher.register(custom_tool_from_definition(definition))
+        return dispatcher
+
+    async def execute(self, request: dict[str, Any], preferences: dict[str, Any] | None = None) -> str:
+        run = run_context(request)
+        bridge = EventBridge(self.bus, self.archive, run, max_events=self.settings.max_events_per_run)
+        started = time.monotonic()
+        await self.bus.set_run_status(run.run_id, run.user_id, "running", self.worker_id)
+        self._record_run(run, "running")
+        log.info("run_start run_id=%s thread_id=%s user_id=%s agent=%s", run.run_id, run.thread_id,
+                 run.user_id, run.agent_type)
+        try:
+            spec = self.registry.spec(run.agent_type)
+            if spec.permission and spec.permission not in run.permissions:
+                raise AgentFactoryError(f"agent {run.agent_type!r} needs the {spec.permission!r} permission")
+            agent = self.registry.create(run.agent_type, run.options)
+            tools = self._dispatcher(run, bridge)
+        except (UnknownAgent, AgentFactoryError, ToolError) as exc:
+            return await self._refuse(run, bridge, exc, started)
+        await bridge.started(description=spec.description)
+        ctx = AgentContext(run, bridge, tools, self.bus, preferences=preferences or run.options.get("preferences"))
+        outcome = await self._supervise(run, bridge, ctx, agent)
+        duration_ms = int((time.monotonic() - started) * 1000)
+        extra = dict(outcome.extra)
+        extra.setdefault("tool_calls", len(tools.calls))
+        if ctx.preferences:
+            extra.setdefault("personalized_for", sorted(ctx.preferences))
+        await bridge.completed(outcome.status, result=outcome.result, summary=outcome.summary,
+                               duration_ms=duration_ms, **extra)
+        await self._finish(run, outcome.status, duration_ms)
+        return outcome.status
+
+    async def _refuse(self, run: RunContext, bridge: EventBridge, exc: Exception, started: float) -> str:
+        """The agent could not be created: an error event and a failed completion, no agent_started."""
+        message = str(exc) if not isinstance(exc, UnknownAgent) else f"unknown agent {run.agent_type!r}"
+        await bridge.error("agent_init_failed", message, recoverable=False)
+        duration_ms = int((time.monotonic() - started) * 1000)
+        await bridge.completed("failed", result=None, summary=f"The agent could not start: {message}",
+                               duration_ms=duration_ms, error={"code": "agent_init_failed", "message": message})
+        await self._finish(run, "failed", duration_ms)
+        return "failed"
+
+    async def _finish(self, run: RunContext, status: str, duration_ms: int) -> None:
+        self._record_run(run, status, duration_ms)
+        await self.bus.set_run_status(run.run_id, run.user_id, status, self.worker_id)
+        log.info("run_end run_id=%s thread_id=%s user_id=%s status=%s duration_ms=%d", run.run_id,
+                 run.thread_id, run.user_id, status, duration_ms)
+
+    async def _supervise(self, run: RunContext, bridge: EventBridge, ctx: AgentContext, agent: Any) -> AgentOutcome:
+        timeout_s = float(run.options.get("timeout_s") or self.settings.run_timeout_s)
+        task = asyncio.create_task(agent.run(ctx), name=f"run-{run.run_id}")
+        self.running[run.run_id] = task
+        try:
+            if await self.bus.cancel_requested(run.run_id):
+                self.cancel(run.run_id)
+            done, _ = await asyncio.wait({task}, timeout=timeout_s)
+            if not done:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                return AgentOutcome("timeout", ctx.partial, f"The run hit its {timeout_s:g}s limit; "
+                                    "partial results are included.", {"timeout_s": timeout_s})
+            return task.result()
+        except asyncio.CancelledError:
+            if run.run_id in self.cancelled and not asyncio.current_task().cancelling():
+                return AgentOutcome("cancelled", ctx.partial, "The run was cancelled by the user.")
+            raise
+        except AgentFailure as exc:
+            await bridge.error(exc.code, exc.message, recoverable=False)
+            return AgentOutcome("failed", ctx.partial, f"The run failed: {exc.message}",
+                                {"error": {"code": exc.code, "message": exc.message}})
+        except EventBudgetExceeded as exc:
+            return AgentOutcome("degraded", ctx.partial, f"Stopped early: {exc}", {"limit": "max_events_per_run"})
+        except Exception as exc:
+            log.exception("run_crashed run_id=%s", run.run_id)
+            await bridge.error("internal_error", f"{type(exc).__name__}", recoverable=False)
+            return AgentOutcome("failed", ctx.partial, "The agent crashed.", {"error": {"code": "internal_error"}})
+        finally:
+            self.running.pop(run.run_id, None)
+            self.cancelled.discard(run.run_id)

@@ -1,0 +1,65 @@
+import time
+
+import jwt
+import pytest
+
+from agentevents.auth import AuthError, Claims, issue_token, may_refresh, token_from_handshake, verify_token
+
+KEY = "k" * 40
+CHECK = {"key": KEY, "algorithm": "HS256", "issuer": "agentevents", "audience": "agentevents-ws"}
+
+
+def test_a_valid_token_gives_its_claims():
+    token = issue_token("alice", key=KEY, permissions=["agents:script"], tier="mid")
+    claims = verify_token(token, **CHECK)
+    assert claims.user_id == "alice" and claims.tier == "mid"
+    assert claims.has("agents:script") and not claims.has("tools:sql")
+
+
+@pytest.mark.parametrize("token, reason", [
+    (issue_token("a", key="other-key" * 5), "bad signature"),
+    (issue_token("a", key=KEY, ttl_s=-10), "token expired"),
+    (issue_token("a", key=KEY, audience="someone-else"), "wrong audience"),
+    (issue_token("a", key=KEY, issuer="mallory"), "wrong issuer"),
+    ("not-a-jwt", "invalid token: DecodeError"),
+    ("", "missing token"),
+])
+def test_bad_tokens_are_refused_with_a_reason(token, reason):
+    with pytest.raises(AuthError) as err:
+        verify_token(token, **CHECK)
+    assert err.value.reason == reason
+
+
+def test_unsigned_tokens_are_refused():
+    now = int(time.time())
+    token = jwt.encode({"sub": "a", "iat": now, "exp": now + 60, "jti": "j", "iss": "agentevents",
+                        "aud": "agentevents-ws"}, None, algorithm="none")
+    with pytest.raises(AuthError):
+        verify_token(token, **CHECK)
+
+
+def test_missing_required_claim_and_bad_tier():
+    now = int(time.time())
+    no_jti = jwt.encode({"sub": "a", "iat": now, "exp": now + 60, "iss": "agentevents", "aud": "agentevents-ws"},
+                        KEY, algorithm="HS256")
+    with pytest.raises(AuthError, match="missing claim jti"):
+        verify_token(no_jti, **CHECK)
+    with pytest.raises(AuthError, match="unknown tier"):
+        verify_token(issue_token("a", key=KEY, tier="platinum"), **CHECK)
+
+
+def test_token_from_handshake_prefers_the_bearer_header():
+    assert token_from_handshake("Bearer abc", ["jwt.zzz"]) == "abc"
+    assert token_from_handshake(None, ["jwt-auth", "jwt.zzz"]) == "zzz"
+    assert token_from_handshake("Basic abc", []) is None
+    assert token_from_handshake(None, ["jwt-auth"]) is None
+
+
+def claims(user: str, exp: int) -> Claims:
+    return Claims(user, exp, 0, "j", frozenset(), "free", {})
+
+
+def test_refresh_must_keep_the_user_and_not_shorten_the_token():
+    assert may_refresh(claims("a", 100), claims("a", 200))
+    assert not may_refresh(claims("a", 100), claims("b", 200))
+    assert not may_refresh(claims("a", 100), claims("a", 50))
