@@ -22,6 +22,11 @@ from ..protocol.envelope import EVENT_TYPES
 
 _ids = itertools.count(1)
 
+# The frame that answers each client message (an ``error`` frame answers any of them).
+ANSWERS = {"start_agent": "run_accepted", "subscribe": "subscribed", "unsubscribe": "unsubscribed",
+           "resume": "resumed", "cancel_agent": "cancel_accepted", "respond": "respond_accepted",
+           "auth_refresh": "auth_refreshed", "ping": "pong"}
+
 
 @dataclass
 class Frame:
@@ -143,10 +148,11 @@ class RecordingClient:
         await self.ws.send(data)
 
     async def request(self, message: dict[str, Any], timeout_s: float = 5.0) -> Frame:
-        """Send and wait for the answer carrying the same request_id (an answer or an error)."""
+        """Send and wait for the answer carrying the same request_id (its answer type, or an error)."""
         since = len(self.frames)
         rid = await self.send(message)
-        return await self.wait_for(lambda f: f.data.get("request_id") == rid and not f.is_event, timeout_s,
+        wanted = {ANSWERS.get(str(message.get("type")), ""), "error"}
+        return await self.wait_for(lambda f: f.data.get("request_id") == rid and f.type in wanted, timeout_s,
                                    f"answer to {message.get('type')} ({rid})", since=since)
 
     async def start_agent(self, agent_type: str, message: str, *, thread_id: str | None = None,
