@@ -124,6 +124,15 @@ class Bus:
             await self.redis.hset(meta_key(tid), "created_at", created_at)
         return bool(created)
 
+    async def record_run(self, tid: str, run_id: str) -> tuple[int, str | None]:
+        """Append a run to its thread; returns (earlier runs in the thread, the previous run id)."""
+        key = f"ae:{{{tid}}}:runs"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(key, run_id)
+            pipe.lrange(key, -2, -2)
+            length, previous = await pipe.execute()
+        return int(length) - 1, (previous[0].decode() if previous and int(length) > 1 else None)
+
     async def thread_owner(self, tid: str) -> str | None:
         owner = await self.redis.hget(meta_key(tid), "user_id")
         return owner.decode() if owner else None

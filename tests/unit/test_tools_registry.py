@@ -24,7 +24,11 @@ EXPECTED = {
     "wait": ("utility", None),
     "echo": ("utility", None),
     "fail": ("utility", None),
+    "batch_job": ("data", None),
+    "undo": ("utility", None),
 }
+# Tools whose timeout differs from the default 10 s.
+TIMEOUTS = {"batch_job": 30.0}
 
 
 def test_names_categories_and_permissions() -> None:
@@ -44,7 +48,7 @@ def test_tool_protocol(name: str) -> None:
     jsonschema.Draft202012Validator.check_schema(tool.parameters)
     assert tool.parameters["type"] == "object"
     assert tool.description.strip()
-    assert tool.timeout_s == 10.0
+    assert tool.timeout_s == TIMEOUTS.get(name, 10.0)
     assert inspect.iscoroutinefunction(tool.run)
 
 

@@ -39,6 +39,8 @@ class AgentContext:
         self.preferences = preferences or {}
         self.partial: Any = None       # what a timeout or cancel still delivers
         self.notes: list[str] = []     # a log of what was done, for the completion summary
+        self.approvals: list[dict[str, Any]] = []
+        self.context: dict[str, Any] = {}  # thread context: previous_runs, previous_run_id, iteration
 
     @property
     def message(self) -> str:
@@ -74,6 +76,8 @@ class AgentContext:
         await self.bus.set_run_status(self.run.run_id, self.run.user_id, "waiting_approval")
         answer = await self.bus.wait_answer(self.run.run_id, approval_id, timeout_s)
         await self.bus.set_run_status(self.run.run_id, self.run.user_id, "running")
+        self.approvals.append({"approval_id": approval_id, "question": question,
+                               "approved": None if answer is None else bool(answer.get("approved"))})
         return answer
 
 

@@ -27,6 +27,10 @@ class TriageAgent:
 
     async def run(self, ctx: AgentContext) -> AgentOutcome:
         text = ctx.message.lower()
+        earlier = ctx.context.get("previous_runs", 0)
+        if earlier:
+            await ctx.think(f"This thread has {earlier} earlier run(s); continuing from run "
+                            f"{ctx.context.get('previous_run_id')}.", kind="context", previous_runs=earlier)
         await ctx.think("Reading the request to decide how to answer it.", kind="classification")
         if extract_expression(ctx.message):
             route = "math"
@@ -79,7 +83,10 @@ class ResearchAgent:
         sources = [{"title": h.get("title"), "source": h.get("source")} for h in hits]
         return AgentOutcome(result={"answer": hits[0].get("snippet"), "sources": sources},
                             summary=f"Searched the corpus and cited {len(sources)} sources.",
-                            extra={"follow_up": ["Ask for more detail on " + str(hits[0].get("title"))]})
+                            extra={"follow_up": ["Ask for more detail on " + str(hits[0].get("title"))],
+                                   "learnings": [f"'{hits[0].get('title')}' is the best source for: {query[:80]}"],
+                                   "quality": {"confidence": outcome.metadata.get("confidence"),
+                                               "method": "BM25 ranking over the offline corpus"}})
 
 
 class DataAnalystAgent:
@@ -89,20 +96,30 @@ class DataAnalystAgent:
     async def run(self, ctx: AgentContext) -> AgentOutcome:
         await ctx.think("Planning the analysis: summary statistics first.", kind="plan")
         results: dict[str, Any] = {}
+        unavailable: list[str] = []
         analysis = await ctx.call_tool("analyze_data", {"dataset": ctx.options.get("dataset", "sales"),
                                                         "operation": "summary"}, purpose="summarize the dataset")
         if analysis.ok:
             results["summary"] = analysis.result
         sql = ctx.options.get("sql", "SELECT count(*) AS customers FROM customers")
         if PERM_SQL in ctx.run.permissions:
-            query = await ctx.call_tool("sql_query", {"query": sql}, purpose="query the demo database")
+            query = await ctx.call_tool("sql_query", {"query": sql}, purpose="query the demo database",
+                                        timeout_s=ctx.options.get("tool_timeout_s"))
             if query.ok:
                 results["query"] = query.result
+            else:
+                unavailable.append("database")
+                await ctx.think("The database did not answer; continuing with the dataset analysis only.",
+                                kind="degradation")
         else:
             await ctx.think("No SQL permission: answering from the dataset analysis only.", kind="constraint")
-        status = "completed" if results else "failed"
-        return AgentOutcome(status=status, result=results,
-                            summary=f"Analysed data with {len(ctx.tools.calls)} tool calls.")
+        if not results:
+            return AgentOutcome(status="failed", result=results, summary="No data source answered.")
+        if unavailable:
+            return AgentOutcome(status="degraded", result=results,
+                                summary=f"Partial analysis: {', '.join(unavailable)} unavailable.",
+                                extra={"unavailable": unavailable})
+        return AgentOutcome(result=results, summary=f"Analysed data with {len(ctx.tools.calls)} tool calls.")
 
 
 class TeamAgent:

@@ -13,6 +13,11 @@ Steps (``options.steps``), each an object with one action key:
   {"partial": value}                                          what a timeout/cancel still returns
   {"large_result": 100000}                                    final result of N characters
   {"complete": {"status": "partial", "result": ..., "summary": "...", "extra": {...}}}
+  {"repeat": 100, "step": {...}}                              one step, N times
+  {"tool": "finance", "params": {"principal": "$prev"}, "chain": true}
+                                  "$prev" is the previous tool's result; both events name the call
+                                  it continues (chained_from)
+  {"rollback": "reason"}          undo every successful tool call so far, newest first
 Options: ``fail_on_init`` (the factory fails: no agent_started, an error event instead).
 """
 
@@ -39,6 +44,8 @@ class ScriptedAgent:
         if not isinstance(steps, list) or len(steps) > MAX_STEPS or not all(isinstance(s, dict) for s in steps):
             raise AgentFactoryError(f"options.steps must be a list of at most {MAX_STEPS} objects")
         self.steps: list[dict[str, Any]] = steps
+        self.succeeded: list[tuple[str, str]] = []  # (tool_call_id, tool_name) of successful calls
+        self.previous: tuple[str, Any] | None = None  # (tool_call_id, result) of the last call
 
     async def run(self, ctx: AgentContext) -> AgentOutcome:
         outcome = AgentOutcome(result={"steps": len(self.steps)}, summary=f"Ran {len(self.steps)} scripted steps.")
@@ -48,6 +55,22 @@ class ScriptedAgent:
                 outcome = final
         return outcome
 
+    async def _tool(self, ctx: AgentContext, step: dict[str, Any], agent: str | None) -> None:
+        params = dict(step.get("params") or {})
+        extra = dict(step.get("extra") or {})
+        if step.get("chain") and self.previous is not None:
+            params = {k: (self.previous[1] if v == "$prev" else v) for k, v in params.items()}
+            extra["chained_from"] = self.previous[0]
+        outcome = await ctx.call_tool(step["tool"], params, agent_name=agent, timeout_s=step.get("timeout_s"),
+                                      purpose=step.get("purpose"), extra=extra or None)
+        if outcome.ok:
+            self.succeeded.append((outcome.tool_call_id, outcome.tool_name))
+        self.previous = (outcome.tool_call_id, outcome.result)
+        if not outcome.ok and step.get("on_error", "continue") == "fail":
+            raise AgentFailure((outcome.error or {}).get("code", "tool_failed"),
+                               (outcome.error or {}).get("message", "tool failed"))
+        ctx.partial = {"last_tool": step["tool"], "result": outcome.result}
+
     async def _step(self, ctx: AgentContext, index: int, step: dict[str, Any]) -> AgentOutcome | None:
         agent = step.get("agent")
         if "think" in step:
@@ -55,14 +78,18 @@ class ScriptedAgent:
         elif "burst" in step:
             for i in range(int(step["burst"])):
                 await ctx.think(f"{step.get('text', 'thinking')} {i + 1}", agent_name=agent, burst_index=i + 1)
+        elif "repeat" in step:
+            for _ in range(min(int(step["repeat"]), 10_000)):
+                final = await self._step(ctx, index, step["step"])
+                if final is not None:
+                    return final
         elif "tool" in step:
-            outcome = await ctx.call_tool(step["tool"], dict(step.get("params") or {}), agent_name=agent,
-                                          timeout_s=step.get("timeout_s"), purpose=step.get("purpose"),
-                                          extra=step.get("extra"))
-            if not outcome.ok and step.get("on_error", "continue") == "fail":
-                raise AgentFailure((outcome.error or {}).get("code", "tool_failed"),
-                                   (outcome.error or {}).get("message", "tool failed"))
-            ctx.partial = {"last_tool": step["tool"], "result": outcome.result}
+            await self._tool(ctx, step, agent)
+        elif "rollback" in step:
+            for call_id, tool_name in reversed(self.succeeded):
+                await ctx.call_tool("undo", {"tool_call_id": call_id, "tool_name": tool_name,
+                                             "reason": str(step["rollback"])}, extra={"compensates": call_id})
+            self.succeeded.clear()
         elif "parallel" in step:
             calls = [ctx.call_tool(c["tool"], dict(c.get("params") or {}), agent_name=c.get("agent"))
                      for c in step["parallel"]]

@@ -9,9 +9,9 @@ connection sees every thread gapless, in order, once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -55,7 +55,14 @@ class Connection:
         self.id = connection_id
         self.user_id = claims.user_id
         self.cursors: dict[str, Cursor] = {}
-        self.queue: asyncio.Queue[Outbound | None] = asyncio.Queue(maxsize=gateway.settings.outbound_queue)
+        # Two lanes: answers and errors overtake queued events; events (and the frames that must
+        # stay in their order, like replay_complete) wait in a bounded queue.
+        self.control: deque[Outbound | None] = deque()
+        self.events: deque[Outbound] = deque()
+        self.max_events = gateway.settings.outbound_queue
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()  # set while the event lane is below half full (replays wait on it)
+        self._room.set()
         self.inbound = TokenBucket(rate=20.0, burst=60.0)
         self.errors = TokenBucket(rate=1.0, burst=50.0)
         self.duplicates_dropped = 0
@@ -66,25 +73,52 @@ class Connection:
         return f"connection_id={self.id} user_id={self.user_id}"
 
     # -- outbound ---------------------------------------------------------------------------
-    def send_frame(self, frame: dict[str, Any]) -> None:
-        self._enqueue(Outbound(orjson.dumps(frame).decode()))
+    def send_frame(self, frame: dict[str, Any], *, in_order: bool = False) -> None:
+        """Answers and errors go first; ``in_order`` frames keep their place among events."""
+        item = Outbound(orjson.dumps(frame).decode())
+        if in_order:
+            self._enqueue(item)
+        elif not self.closing:
+            self.control.append(item)
+            self._wake.set()
 
     def _enqueue(self, item: Outbound) -> None:
         if self.closing:
             return
-        try:
-            self.queue.put_nowait(item)
-        except asyncio.QueueFull:
+        if len(self.events) >= self.max_events:
             SLOW_CONSUMERS.inc()
-            log.warning("slow_consumer %s queued=%d", self.log_fields(), self.queue.qsize())
+            log.warning("slow_consumer %s queued=%d", self.log_fields(), len(self.events))
             self.close(CloseCode.SLOW_CONSUMER, "slow consumer: outbound queue full")
+            return
+        self.events.append(item)
+        self._wake.set()
+        if len(self.events) >= self.max_events // 2:
+            self._room.clear()
+
+    async def _enqueue_paced(self, item: Outbound) -> None:
+        """For replays: wait for room instead of overflowing the queue (and being called slow)."""
+        while not self._room.is_set() and not self.closing:
+            await self._room.wait()
+        self._enqueue(item)
+
+    async def _next(self) -> Outbound | None:
+        while True:
+            if self.control:
+                return self.control.popleft()
+            if self.events:
+                item = self.events.popleft()
+                if len(self.events) < self.max_events // 4:
+                    self._room.set()
+                return item
+            self._wake.clear()
+            await self._wake.wait()
 
     async def writer(self) -> None:
         audit = self.gateway.audit
         server_id = self.gateway.settings.server_id
         try:
             while True:
-                item = await self.queue.get()
+                item = await self._next()
                 if item is None:
                     return
                 await self.ws.send(item.text)
@@ -94,6 +128,9 @@ class Connection:
                                              server_id, datetime.now(UTC)))
         except ConnectionClosed:
             pass
+        finally:
+            self.closing = True
+            self._room.set()
 
     def close(self, code: int, reason: str) -> None:
         if self.closing:
@@ -113,8 +150,8 @@ class Connection:
         self.cursors.clear()
         for task in list(self._tasks):
             task.cancel()
-        with contextlib.suppress(asyncio.QueueFull):
-            self.queue.put_nowait(None)
+        self.control.append(None)
+        self._wake.set()
 
     # -- threads ----------------------------------------------------------------------------
     async def follow(self, thread_id: str, since: int | None, request_id: str | None,
@@ -137,6 +174,9 @@ class Connection:
             if fresh:
                 cursor.last = head
         else:
+            if not fresh:
+                # What this connection already received is not sent again: one delivery per event.
+                since = max(since, cursor.last)
             report = await self._fill(thread_id, cursor, since, head, request_id, replay=True)
         if not hold:
             self._drain(thread_id, cursor)
@@ -206,7 +246,7 @@ class Connection:
         if result and complete:
             for seq, payload in result.events:
                 head_fields = orjson.loads(payload)
-                self._enqueue(Outbound(payload.decode(), thread_id, seq, head_fields["event_id"]))
+                await self._enqueue_paced(Outbound(payload.decode(), thread_id, seq, head_fields["event_id"]))
         # Incomplete or not, the cursor moves to head: the report tells the client what it missed.
         cursor.last = max(cursor.last, head)
         report = {"type": "replay_complete", "thread_id": thread_id, "since_seq": since, "head_seq": head,
@@ -218,7 +258,7 @@ class Connection:
         if request_id is not None:
             report["request_id"] = request_id
         if replay or not complete:
-            self.send_frame(report)
+            self.send_frame(report, in_order=True)
         self.gateway.count_replay(complete)
         return report
 

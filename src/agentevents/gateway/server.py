@@ -290,7 +290,7 @@ class Gateway:
         frame: dict[str, Any] = {"type": "resumed", "request_id": rid, "threads": results}
         if forbidden:
             frame["forbidden"] = forbidden
-        conn.send_frame(frame)
+        conn.send_frame(frame, in_order=True)
 
     async def on_cancel_agent(self, conn: Connection, msg: dict[str, Any]) -> None:
         rid = msg.get("request_id")

@@ -26,12 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HOST = "127.0.0.1"
-PG_PORT = 5434
-REDIS_PORT = 6381
-LB_PORT = 8000
-STATS_PORT = 8404
-GATEWAYS = {"gateway1": 8001, "gateway2": 8002}
-WORKERS = {"worker1": 8101, "worker2": 8102}
+# AE_STACK_OFFSET (a multiple of 1000) moves every port, so several stacks can run side by side.
+OFFSET = int(os.environ.get("AE_STACK_OFFSET", "0"))
+PG_PORT = 5434 + OFFSET
+REDIS_PORT = 6381 + OFFSET
+LB_PORT = 8000 + OFFSET
+TLS_PORT = 8443 + OFFSET
+STATS_PORT = 8404 + OFFSET
+GATEWAYS = {"gateway1": 8001 + OFFSET, "gateway2": 8002 + OFFSET}
+WORKERS = {"worker1": 8101 + OFFSET, "worker2": 8102 + OFFSET}
 INFRA = ("postgres", "redis")
 APPS = (*GATEWAYS, *WORKERS, "haproxy")
 COMPONENTS = (*INFRA, *APPS)
@@ -60,13 +63,33 @@ def database_url() -> str:
 
 
 def stack_env() -> dict[str, str]:
-    """What a client of the native stack needs: URLs and the JWT secret."""
+    """What a client of the native stack needs: URLs, the JWT secret, the test CA."""
     return {
         "AE_REDIS_URL": f"redis://{HOST}:{REDIS_PORT}/0",
         "AE_DATABASE_URL": database_url(),
         "AE_JWT_SECRET": _secret_file("jwt_secret", 48),
         "AE_WS_URL": f"ws://{HOST}:{LB_PORT}/ws",
+        "AE_WSS_URL": f"wss://localhost:{TLS_PORT}/ws",
+        "AE_TLS_CA": str(stack_dir() / "tls" / "ca.pem"),
     }
+
+
+# Only these reach the stack's own processes.
+PROCESS_ENV = ("AE_REDIS_URL", "AE_DATABASE_URL", "AE_JWT_SECRET")
+
+
+def _make_certificates() -> None:
+    """A private test CA and a server certificate for localhost/127.0.0.1 (HAProxy terminates TLS)."""
+    folder = stack_dir() / "tls"
+    if (folder / "server.pem").exists():
+        return
+    import trustme
+    folder.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA(organization_name="agentevents test CA")
+    cert = ca.issue_cert("localhost", HOST)
+    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
+    cert.private_key_and_cert_chain_pem.write_to_path(str(folder / "server.pem"))
+    (folder / "server.pem").chmod(0o600)
 
 
 def _which(name: str) -> str:
@@ -129,6 +152,10 @@ frontend websocket
     bind {HOST}:{LB_PORT}
     default_backend gateways
 
+frontend websocket_tls
+    bind {HOST}:{TLS_PORT} ssl crt {stack_dir() / "tls" / "server.pem"} alpn http/1.1
+    default_backend gateways
+
 backend gateways
     balance leastconn
     option httpchk GET /health
@@ -146,11 +173,11 @@ listen stats
 def _supervisor_conf(p: Paths, env: dict[str, str]) -> str:
     py = sys.executable
     pg_user = "user=postgres\n" if os.geteuid() == 0 else ""
-    common_env = ",".join(f'{k}="{v}"' for k, v in env.items() if k != "AE_WS_URL")
+    common_env = ",".join(f'{k}="{env[k]}"' for k in PROCESS_ENV) + ',AE_TOKEN_GRACE_S="2"'
     postgres = (f"{_which('postgres')} -D {p.pgdata} -p {PG_PORT} -k {p.pgrun} -c listen_addresses={HOST} "
                 "-c max_connections=200 -c shared_buffers=128MB")
     redis = (f"{_which('redis-server')} --port {REDIS_PORT} --bind {HOST} --dir {p.root}/redis --appendonly yes "
-             "--appendfsync everysec --save '' --protected-mode yes --maxclients 10000")
+             "--appendfsync always --save '' --protected-mode yes --maxclients 10000")
     blocks = [f"""[unix_http_server]
 file={p.sock}
 chmod=0700
@@ -313,10 +340,12 @@ def up() -> int:
         shutil.chown(p.pgrun, "postgres", "postgres")
     env = stack_env()
     _initdb(p)
+    _make_certificates()
     (p.root / "haproxy.cfg").write_text(_haproxy_cfg())
     p.conf.write_text(_supervisor_conf(p, env))
     if not supervisor_running(p):
-        busy = [port for port in (PG_PORT, REDIS_PORT, LB_PORT, *GATEWAYS.values(), *WORKERS.values())
+        busy = [port for port in (PG_PORT, REDIS_PORT, LB_PORT, TLS_PORT, STATS_PORT, *GATEWAYS.values(),
+                                  *WORKERS.values())
                 if _port_open(port)]
         if busy:
             raise SystemExit(f"ports already in use by something else: {busy}")

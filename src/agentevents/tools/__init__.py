@@ -10,6 +10,7 @@ from typing import Any
 
 from agentevents.tools.analysis import AnalyzeDataTool
 from agentevents.tools.base import Tool, ToolContext, ToolError, ToolResult
+from agentevents.tools.batch import BatchJobTool
 from agentevents.tools.calculator import CalculatorTool
 from agentevents.tools.custom import CustomTool
 from agentevents.tools.echo import EchoTool
@@ -20,6 +21,7 @@ from agentevents.tools.http_api import HttpApiTool
 from agentevents.tools.search import SearchTool
 from agentevents.tools.sleeper import WaitTool
 from agentevents.tools.sql import SqlQueryTool
+from agentevents.tools.undo import UndoTool
 
 BUILTIN_TOOL_CLASSES: tuple[type, ...] = (
     CalculatorTool,
@@ -32,6 +34,8 @@ BUILTIN_TOOL_CLASSES: tuple[type, ...] = (
     WaitTool,
     EchoTool,
     FailTool,
+    BatchJobTool,
+    UndoTool,
 )
 
 

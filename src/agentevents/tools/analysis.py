@@ -161,6 +161,8 @@ PARAMETERS: dict[str, Any] = {
 
 
 class AnalyzeDataTool:
+    version = "1.2.0"
+    cacheable = True
     name = "analyze_data"
     description = (
         "Analyze a shipped dataset (sales, weather). operation: summary (optional column), "

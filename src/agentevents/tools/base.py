@@ -6,6 +6,7 @@ every call with ``tool_executing`` / ``tool_completed``, so no tool can skip the
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -34,6 +35,8 @@ class ToolContext:
     files: dict[str, str] = field(default_factory=dict)
     # Free-form settings (e.g. the HTTP API tool's base URL).
     settings: dict[str, Any] = field(default_factory=dict)
+    # Set by the dispatcher for each call: ``await ctx.report(partial)`` emits ``tool_progress``.
+    report: Callable[[dict[str, Any]], Awaitable[None]] | None = None
 
 
 @dataclass
@@ -61,3 +64,11 @@ class Tool(Protocol):
     category: str
 
     async def run(self, params: dict[str, Any], ctx: ToolContext) -> ToolResult: ...
+
+
+# Optional tool attributes the dispatcher honours (read with getattr):
+#   version: str            shown as tool_version in tool_completed (default "1.0.0")
+#   cacheable: bool         identical calls by the same user reuse the result (metadata.cached)
+#   result_schema: dict     JSON Schema the result must satisfy, else status error/invalid_result
+#   expected_s: float       after this long a tool_progress "slow" notice is sent
+#   completion_status: str  status reported on success instead of "success" (e.g. rolled_back)

@@ -200,6 +200,8 @@ PARAMETERS: dict[str, Any] = {
 
 
 class CalculatorTool:
+    version = "1.2.0"
+    cacheable = True
     name = "calculator"
     description = (
         "Evaluate an arithmetic expression: numbers, + - * / // % **, parentheses, "

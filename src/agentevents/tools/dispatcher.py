@@ -9,12 +9,16 @@ same ``tool_call_id`` and a status.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
 from jsonschema import Draft202012Validator
 
 from ..protocol.limits import TokenBucket
@@ -25,7 +29,33 @@ log = logging.getLogger("agentevents.tools")
 
 class EventSink(Protocol):
     async def tool_executing(self, data: dict[str, Any], *, agent_name: str | None = None) -> int: ...
+    async def tool_progress(self, data: dict[str, Any], *, agent_name: str | None = None) -> int: ...
     async def tool_completed(self, data: dict[str, Any], *, agent_name: str | None = None) -> int: ...
+
+
+class ToolCache:
+    """Results of cacheable tools, per (user, tool, parameters), bounded and with a TTL."""
+
+    def __init__(self, size: int = 2048, ttl_s: float = 300.0) -> None:
+        self.size, self.ttl_s = size, ttl_s
+        self.entries: OrderedDict[tuple[str, str, bytes], tuple[float, Any, dict[str, Any]]] = OrderedDict()
+
+    @staticmethod
+    def key(user_id: str, tool: str, params: dict[str, Any]) -> tuple[str, str, bytes]:
+        return user_id, tool, orjson.dumps(params, option=orjson.OPT_SORT_KEYS)
+
+    def get(self, key: tuple[str, str, bytes], now: float) -> tuple[Any, dict[str, Any]] | None:
+        hit = self.entries.get(key)
+        if hit is None or now - hit[0] > self.ttl_s:
+            return None
+        self.entries.move_to_end(key)
+        return hit[1], hit[2]
+
+    def put(self, key: tuple[str, str, bytes], now: float, result: Any, metadata: dict[str, Any]) -> None:
+        self.entries[key] = (now, result, metadata)
+        self.entries.move_to_end(key)
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
 
 
 @dataclass
@@ -40,7 +70,7 @@ class ToolOutcome:
 
     @property
     def ok(self) -> bool:
-        return self.status == "success"
+        return self.status in ("success", "rolled_back")
 
 
 class ToolRateLimiter:
@@ -58,12 +88,14 @@ class ToolRateLimiter:
 
 class ToolDispatcher:
     def __init__(self, tools: dict[str, Tool], sink: EventSink, ctx: ToolContext,
-                 limiter: ToolRateLimiter | None = None) -> None:
+                 limiter: ToolRateLimiter | None = None, cache: ToolCache | None = None) -> None:
         self.tools = dict(tools)
         self.sink = sink
         self.ctx = ctx
         self.limiter = limiter
+        self.cache = cache
         self.calls: list[ToolOutcome] = []
+        self._versions: dict[tuple[str, bytes], int] = {}
 
     def register(self, tool: Tool) -> None:
         self.tools[tool.name] = tool
@@ -82,19 +114,40 @@ class ToolDispatcher:
         }
         await self.sink.tool_executing(announced, agent_name=agent_name)
         started = time.monotonic()
-        outcome = await self._run(tool, name, call_id, params, timeout_s)
+        watchdog = asyncio.create_task(self._watch_slow(tool, name, call_id, started, agent_name))
+        try:
+            outcome = await self._run(tool, name, call_id, params, timeout_s, agent_name)
+        finally:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
         outcome.duration_ms = int((time.monotonic() - started) * 1000)
+        version_key = (name, orjson.dumps(params, option=orjson.OPT_SORT_KEYS))
+        self._versions[version_key] = self._versions.get(version_key, 0) + 1
         done: dict[str, Any] = {"tool_name": name, "tool_call_id": call_id, "status": outcome.status,
                                 "result": outcome.result, "duration_ms": outcome.duration_ms,
-                                "metadata": outcome.metadata, **(extra or {})}
+                                "metadata": outcome.metadata, "tool_version": getattr(tool, "version", "1.0.0"),
+                                "result_version": self._versions[version_key], **(extra or {})}
         if outcome.error:
             done["error"] = outcome.error
         await self.sink.tool_completed(done, agent_name=agent_name)
         self.calls.append(outcome)
         return outcome
 
+    async def _watch_slow(self, tool: Tool | None, name: str, call_id: str, started: float,
+                          agent_name: str | None) -> None:
+        """Tell the user when a tool takes longer than it usually does."""
+        if tool is None:
+            return
+        expected = float(getattr(tool, "expected_s", min(2.0, tool.timeout_s / 2)))
+        await asyncio.sleep(expected)
+        await self.sink.tool_progress({"tool_name": name, "tool_call_id": call_id, "status": "slow",
+                                       "elapsed_ms": int((time.monotonic() - started) * 1000),
+                                       "expected_ms": int(expected * 1000),
+                                       "message": f"{name} is taking longer than usual"}, agent_name=agent_name)
+
     async def _run(self, tool: Tool | None, name: str, call_id: str, params: dict[str, Any],
-                   timeout_s: float | None) -> ToolOutcome:
+                   timeout_s: float | None, agent_name: str | None = None) -> ToolOutcome:
         def fail(status: str, code: str, message: str, **details: Any) -> ToolOutcome:
             return ToolOutcome(call_id, name, status, error={"code": code, "message": message, **details})
 
@@ -112,10 +165,21 @@ class ToolDispatcher:
             if wait is not None:
                 return fail("rate_limited", "rate_limited", f"tool {name!r} is rate limited",
                             retry_after_ms=int(wait * 1000) + 1)
+        cache_key = ToolCache.key(self.ctx.user_id, name, params)
+        if self.cache is not None and getattr(tool, "cacheable", False):
+            hit = self.cache.get(cache_key, time.monotonic())
+            if hit is not None:
+                return ToolOutcome(call_id, name, "success", result=hit[0], metadata={**hit[1], "cached": True})
+
+        async def report(partial: dict[str, Any]) -> None:
+            await self.sink.tool_progress({"tool_name": name, "tool_call_id": call_id, "status": "running",
+                                           **partial}, agent_name=agent_name)
+
+        ctx = dataclasses.replace(self.ctx, report=report)
         limit = timeout_s if timeout_s is not None else tool.timeout_s
         try:
             async with asyncio.timeout(limit):
-                result: ToolResult = await tool.run(params, self.ctx)
+                result: ToolResult = await tool.run(params, ctx)
         except TimeoutError:
             return fail("timeout", "tool_timeout", f"tool {name!r} did not finish within {limit:g}s",
                         timeout_s=limit)
@@ -124,4 +188,14 @@ class ToolDispatcher:
         except Exception as exc:  # a tool bug must still end with tool_completed
             log.exception("tool_crashed tool=%s run_id=%s", name, self.ctx.run_id)
             return fail("error", "tool_crashed", f"{type(exc).__name__}: {exc}"[:300])
-        return ToolOutcome(call_id, name, "success", result=result.result, metadata=dict(result.metadata))
+        schema = getattr(tool, "result_schema", None)
+        if schema:
+            problems = list(Draft202012Validator(schema).iter_errors(result.result))
+            if problems:
+                return fail("error", "invalid_result", f"the result failed validation: {problems[0].message[:200]}")
+        metadata = dict(result.metadata)
+        if self.cache is not None and getattr(tool, "cacheable", False):
+            self.cache.put(cache_key, time.monotonic(), result.result, metadata)
+            metadata["cached"] = False
+        status = getattr(tool, "completion_status", "success")
+        return ToolOutcome(call_id, name, status, result=result.result, metadata=metadata)

@@ -168,6 +168,8 @@ PARAMETERS: dict[str, Any] = {
 
 
 class FinanceTool:
+    version = "1.2.0"
+    cacheable = True
     name = "finance"
     description = (
         "Financial math. operation: compound_interest or loan_payment (principal, rate, years, "

@@ -146,6 +146,8 @@ PARAMETERS: dict[str, Any] = {
 
 
 class SearchTool:
+    version = "1.2.0"
+    cacheable = True
     name = "search"
     description = "Search an offline reference corpus (science, history, geography, finance, computing)."
     parameters: dict[str, Any] = PARAMETERS

@@ -57,6 +57,7 @@ class EventBridge:
         self.count = 0
         self.redactions = 0
         self.emitted: list[str] = []
+        self.recoverable_errors: list[str] = []
         self._step = 0
 
     async def emit(self, event_type: str, data: dict[str, Any], *, agent_name: str | None = None,
@@ -138,6 +139,9 @@ class EventBridge:
     async def tool_executing(self, data: dict[str, Any], *, agent_name: str | None = None) -> int:
         return await self.emit(ev.TOOL_EXECUTING, data, agent_name=agent_name)
 
+    async def tool_progress(self, data: dict[str, Any], *, agent_name: str | None = None) -> int:
+        return await self.emit(ev.TOOL_PROGRESS, data, agent_name=agent_name)
+
     async def tool_completed(self, data: dict[str, Any], *, agent_name: str | None = None) -> int:
         result, meta = summarize_result(data.get("result"))
         return await self.emit(ev.TOOL_COMPLETED, {**data, "result": result, **meta}, agent_name=agent_name,
@@ -146,7 +150,16 @@ class EventBridge:
     async def error(self, code: str, message: str, *, recoverable: bool, agent_name: str | None = None,
                     **extra: Any) -> int:
         data = {"code": code, "message": message, "recoverable": recoverable, **extra}
+        if recoverable:
+            self.recoverable_errors.append(code)
         return await self.emit(ev.AGENT_ERROR, data, agent_name=agent_name, budget=False)
+
+    def counts(self) -> dict[str, int]:
+        """Events this run has published so far, by type."""
+        out: dict[str, int] = {}
+        for event_type in self.emitted:
+            out[event_type] = out.get(event_type, 0) + 1
+        return out
 
     async def completed(self, status: str, *, result: Any, summary: str, duration_ms: int,
                         agent_name: str | None = None, **extra: Any) -> int:

@@ -16,10 +16,27 @@ from ..config import Settings
 from ..store import BatchWriter
 from ..tools import builtin_tools, custom_tool_from_definition
 from ..tools.base import ToolContext, ToolError
-from ..tools.dispatcher import ToolDispatcher, ToolRateLimiter
+from ..tools.dispatcher import ToolCache, ToolDispatcher, ToolRateLimiter
 from .bridge import EventBridge, EventBudgetExceeded, RunContext
 
 log = logging.getLogger("agentevents.engine")
+
+# Events one run may publish, by tier (an aggressive agent is stopped, as "degraded").
+TIER_EVENT_BUDGET = {"free": 2000, "early": 5000, "mid": 10_000, "enterprise": 20_000}
+
+
+def personalize_summary(summary: str, preferences: dict[str, Any]) -> str:
+    """``summary_style: brief`` keeps the first sentence only."""
+    if preferences.get("summary_style") == "brief" and summary:
+        return summary.split(". ")[0].rstrip(".") + "."
+    return summary
+
+
+def completion_metrics(counts: dict[str, int], tool_calls: int, duration_ms: int) -> dict[str, Any]:
+    """Business metrics of a run, counted from the events actually published before completion."""
+    return {"event_counts": dict(sorted(counts.items())), "events_before_completion": sum(counts.values()),
+            "tool_calls": tool_calls, "thinking_events": counts.get("agent_thinking", 0),
+            "duration_ms": duration_ms}
 
 
 def run_context(request: dict[str, Any]) -> RunContext:
@@ -42,6 +59,7 @@ class ExecutionEngine:
         self.worker_id = worker_id
         self.db = db
         self.limiter = ToolRateLimiter()
+        self.cache = ToolCache()
         self.running: dict[str, asyncio.Task[AgentOutcome]] = {}
         self.cancelled: set[str] = set()
 
@@ -67,14 +85,15 @@ class ExecutionEngine:
         settings = {"http_api_base_url": run.options.get("http_api_base_url") or self.settings.http_api_base_url}
         ctx = ToolContext(user_id=run.user_id, thread_id=run.thread_id, run_id=run.run_id,
                           permissions=run.permissions, db=self.db, files=run.files, settings=settings)
-        dispatcher = ToolDispatcher(builtin_tools(), bridge, ctx, self.limiter)
+        dispatcher = ToolDispatcher(builtin_tools(), bridge, ctx, self.limiter, self.cache)
         for definition in run.options.get("custom_tools") or []:
             dispatcher.register(custom_tool_from_definition(definition))
         return dispatcher
 
     async def execute(self, request: dict[str, Any], preferences: dict[str, Any] | None = None) -> str:
         run = run_context(request)
-        bridge = EventBridge(self.bus, self.archive, run, max_events=self.settings.max_events_per_run)
+        budget = min(self.settings.max_events_per_run, TIER_EVENT_BUDGET.get(run.tier, 2000))
+        bridge = EventBridge(self.bus, self.archive, run, max_events=budget)
         started = time.monotonic()
         await self.bus.set_run_status(run.run_id, run.user_id, "running", self.worker_id)
         self._record_run(run, "running")
@@ -88,15 +107,29 @@ class ExecutionEngine:
             tools = self._dispatcher(run, bridge)
         except (UnknownAgent, AgentFactoryError, ToolError) as exc:
             return await self._refuse(run, bridge, exc, started)
-        await bridge.started(description=spec.description)
-        ctx = AgentContext(run, bridge, tools, self.bus, preferences=preferences or run.options.get("preferences"))
+        previous_runs, previous_run_id = await self.bus.record_run(run.thread_id, run.run_id)
+        context = {"previous_runs": previous_runs, "previous_run_id": previous_run_id,
+                   "iteration": previous_runs + 1}
+        await bridge.started(description=spec.description, context=context)
+        prefs = {**(preferences or {}), **(run.options.get("preferences") or {})}
+        ctx = AgentContext(run, bridge, tools, self.bus, preferences=prefs)
+        ctx.context = context
         outcome = await self._supervise(run, bridge, ctx, agent)
         duration_ms = int((time.monotonic() - started) * 1000)
         extra = dict(outcome.extra)
         extra.setdefault("tool_calls", len(tools.calls))
+        extra.setdefault("iteration", context["iteration"])
+        extra.setdefault("metrics", completion_metrics(bridge.counts(), len(tools.calls), duration_ms))
+        failed_tools = [c.error["code"] for c in tools.calls if c.error and c.status != "success"]
+        if outcome.status == "completed" and (bridge.recoverable_errors or failed_tools):
+            extra.setdefault("recovered_from", bridge.recoverable_errors + failed_tools)
+        if ctx.approvals:
+            extra.setdefault("approvals", ctx.approvals)
+        summary = outcome.summary
         if ctx.preferences:
             extra.setdefault("personalized_for", sorted(ctx.preferences))
-        await bridge.completed(outcome.status, result=outcome.result, summary=outcome.summary,
+            summary = personalize_summary(summary, ctx.preferences)
+        await bridge.completed(outcome.status, result=outcome.result, summary=summary,
                                duration_ms=duration_ms, **extra)
         await self._finish(run, outcome.status, duration_ms)
         return outcome.status
