@@ -3,7 +3,7 @@ Feature: The golden path: a user sees every step of an agent's work
   As a user of an AI chat product
   I want to see the agent start, think, use its tools and finish, in that order
 
-  @T000 @golden
+  @golden
   Scenario: A user asks the math agent a question and follows the whole run
     The five events are the user's window into the agent. Without them the chat looks frozen;
     a missing or misordered one makes the answer look unreliable.
@@ -13,4 +13,4 @@ Feature: The golden path: a user sees every step of an agent's work
     Then Alice receives agent_started within 500 ms
     And Alice receives the run's events in the order agent_started, agent_thinking, agent_thinking, tool_executing, tool_completed, agent_completed
     And every event Alice received has the full envelope for her thread
-    And the run completes with result 84
+    And Alice's run completes with result 84

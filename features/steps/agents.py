@@ -1,22 +1,24 @@
-"""Steps about starting and following agent runs."""
-
-from __future__ import annotations
-
-import time
+"""Steps about starting agents: built-in agents by name, scripted agents by behaviour."""
 
 from behave import when
 
 from agentevents.testing.parse_types import register_all
+from agentevents.testing.scripts import script_for
 
 register_all()
 
 
+@when('{name:Person} asks the {agent:Agent} agent "{message}" in the same thread')
+async def step_ask_same_thread(context, name, agent, message):
+    world = context.world
+    await world.start(name, agent, message, thread_id=world.last_run(name).thread_id)
+
+
 @when('{name:Person} asks the {agent:Agent} agent "{message}"')
 async def step_ask(context, name, agent, message):
-    person = context.world.person(name)
-    sent = time.monotonic()
-    answer = await person.client.start_agent(agent, message)
-    assert answer.type == "run_accepted", f"{name}'s request was not accepted: {answer.raw}"
-    person.runs["last"] = answer.data["run_id"]
-    person.threads["last"] = answer.data["thread_id"]
-    context.world.notes["sent_at"] = sent
+    await context.world.start(name, agent, message)
+
+
+@when("{name:Person} starts an agent that {behaviour}")
+async def step_scripted(context, name, behaviour):
+    await context.world.start(name, "scripted", behaviour, options=script_for(behaviour))

@@ -1,54 +1,93 @@
-"""Steps about the events people receive."""
-
-from __future__ import annotations
+"""Steps about what people receive: which events, in what order, how fast, for whom."""
 
 from behave import then
-from hamcrest import assert_that, equal_to
+from hamcrest import assert_that, empty, equal_to
 
-from agentevents.testing.matchers import event_types_exactly, follows_lifecycle, gapless_seqs, has_envelope
+from agentevents.testing.matchers import (
+    event_types_exactly,
+    follows_lifecycle,
+    gapless_seqs,
+    has_envelope,
+    only_events_of,
+)
 from agentevents.testing.parse_types import register_all
 
 register_all()
 
-RUN_TIMEOUT_S = 15
+RUN_TIMEOUT_S = 20
+# After the defined end of what we wait for, how long a stray event would still have to arrive.
+GRACE_S = 0.3
 
 
-async def run_events(context, name):
-    person = context.world.person(name)
-    run_id = person.runs["last"]
-    await person.client.wait_run_end(run_id, RUN_TIMEOUT_S)
-    return person, person.client.events(run_id=run_id)
+async def finished(context, name):
+    """The person's last run, once its agent_completed has arrived, and its events."""
+    run = context.world.last_run(name)
+    await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    return run, run.client.events(run_id=run.run_id)
 
 
 @then("{name:Person} receives {event:EventType} within {limit:Duration}")
 async def step_receives_within(context, name, event, limit):
-    person = context.world.person(name)
-    run_id = person.runs["last"]
-    frame = await person.client.wait_for(lambda f: f.type == event and f.data.get("run_id") == run_id,
-                                         max(limit * 4, 5), event)
-    elapsed = frame.at - context.world.notes["sent_at"]
-    print(f"measured: {event} after {elapsed * 1000:.1f} ms (limit {limit * 1000:.0f} ms)")
+    run = context.world.last_run(name)
+    frame = await run.client.wait_for(lambda f: f.type == event and f.data.get("run_id") == run.run_id,
+                                      max(limit * 4, 5), event)
+    elapsed = frame.at - run.sent_at
+    print(f"measured: {event} {elapsed * 1000:.1f} ms after the request (limit {limit * 1000:.0f} ms)")
     assert elapsed <= limit, f"{event} arrived after {elapsed * 1000:.1f} ms; the limit is {limit * 1000:.0f} ms"
 
 
 @then("{name:Person} receives the run's events in the order {types:EventList}")
 async def step_order(context, name, types):
-    _person, events = await run_events(context, name)
+    _run, events = await finished(context, name)
     assert_that(events, event_types_exactly(*types))
+
+
+@then("{name:Person}'s run follows the lifecycle")
+async def step_lifecycle(context, name):
+    _run, events = await finished(context, name)
     assert_that(events, follows_lifecycle())
-    assert_that(events, gapless_seqs(start=1))
+
+
+@then("{name:Person}'s events are numbered without gaps or repeats")
+async def step_gapless(context, name):
+    await finished(context, name)
+    assert_that(context.world.events_of(name), gapless_seqs())
 
 
 @then("every event {name:Person} received has the full envelope for her thread")
+@then("every event {name:Person} received has the full envelope for his thread")
 async def step_envelope(context, name):
-    person, events = await run_events(context, name)
-    assert_that(events, has_envelope(user_id=person.user_id, thread_id=person.threads["last"]))
+    run, events = await finished(context, name)
+    assert_that(events, has_envelope(user_id=context.world.person(name).user_id, thread_id=run.thread_id))
 
 
-@then("the run completes with result {value:d}")
-async def step_result(context, value):
-    people = [p for p in context.world.people.values() if "last" in p.runs]
-    person = people[-1]
-    end = await person.client.wait_run_end(person.runs["last"], RUN_TIMEOUT_S)
+@then("{name:Person}'s run completes with status {status:Status}")
+async def step_status(context, name, status):
+    run, _events = await finished(context, name)
+    end = await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    assert_that(end.data["data"]["status"], equal_to(status))
+
+
+@then("{name:Person}'s run completes with result {value:d}")
+async def step_result(context, name, value):
+    run, _events = await finished(context, name)
+    end = await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
     assert_that(end.data["data"]["status"], equal_to("completed"))
     assert_that(end.data["data"]["result"], equal_to(value))
+
+
+@then("{name:Person} receives nothing from {other:Person}'s threads")
+async def step_nothing_from(context, name, other):
+    world = context.world
+    for run in world.runs_of(other):
+        await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    theirs = {r.thread_id for r in world.runs_of(other)}
+    deadline_frames = []
+    for client in world.person(name).clients:
+        # The defined end: a ping answered after the other's runs ended, then a short grace.
+        await client.request({"type": "ping"})
+        await context.world.settle(GRACE_S)
+        deadline_frames += [f for f in client.frames if f.data.get("thread_id") in theirs
+                            or f.data.get("user_id") == world.person(other).user_id]
+    assert_that(deadline_frames, empty())
+    assert_that(world.events_of(name), only_events_of(world.person(name).user_id))

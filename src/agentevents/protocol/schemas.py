@@ -81,13 +81,19 @@ def server_schema_for(frame_type: str) -> str:
                           f"{', '.join(sorted((*CONTROL_FRAME_TYPES, *EVENT_TYPES)))}")
 
 
+def _where(error: ValidationError) -> str:
+    return "/".join(str(p) for p in error.absolute_path) or "(top level)"
+
+
 def _check(kind: str, name: str, obj: Any) -> None:
-    error = best_match(_validator(kind, name).iter_errors(obj))
-    if error is None:
+    errors = list(_validator(kind, name).iter_errors(obj))
+    if not errors:
         return
-    where = "/".join(str(p) for p in error.absolute_path) or "(frame)"
-    raise ValidationError(f"{name} {'frame' if kind == 'server' else 'message'} is invalid at {where}: "
-                          f"{error.message}", validator=error.validator, path=error.path, cause=error.cause,
+    error = best_match(errors)
+    others = [f"{_where(e)}: {e.message[:120]}" for e in errors if e is not error][:3]
+    also = f" (also: {'; '.join(others)})" if others else ""
+    raise ValidationError(f"{name} {'frame' if kind == 'server' else 'message'} is invalid at {_where(error)}: "
+                          f"{error.message}{also}", validator=error.validator, path=error.path, cause=error.cause,
                           context=error.context, validator_value=error.validator_value, instance=error.instance,
                           schema=error.schema, schema_path=error.schema_path)
 

@@ -34,6 +34,7 @@ class Frame:
     raw: str
     data: dict[str, Any]
     at: float  # time.monotonic() at receipt
+    wall: float = 0.0  # time.time() at receipt, to compare with event timestamps
 
     @property
     def type(self) -> str:
@@ -104,7 +105,7 @@ class RecordingClient:
         try:
             async for raw in ws:
                 text = raw if isinstance(raw, str) else raw.decode()
-                frame = Frame(len(self.frames), text, orjson.loads(text), time.monotonic())
+                frame = Frame(len(self.frames), text, orjson.loads(text), time.monotonic(), time.time())
                 async with self._changed:
                     self.frames.append(frame)
                     self._changed.notify_all()

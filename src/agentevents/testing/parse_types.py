@@ -5,7 +5,8 @@ from __future__ import annotations
 import parse
 from behave import register_type
 
-from agentevents.protocol.envelope import EVENT_TYPES
+from agentevents.auth import TIERS
+from agentevents.protocol.envelope import COMPLETION_STATUSES, EVENT_TYPES, TOOL_STATUSES
 
 
 @parse.with_pattern(r"[A-Z][a-z]+")
@@ -37,7 +38,23 @@ def parse_duration(text: str) -> float:
     return value / 1000 if unit == "ms" else value
 
 
+@parse.with_pattern("|".join(TIERS))
+def parse_tier(text: str) -> str:
+    return text
+
+
+@parse.with_pattern("|".join(sorted(COMPLETION_STATUSES)))
+def parse_status(text: str) -> str:
+    return text
+
+
+@parse.with_pattern("|".join(sorted(TOOL_STATUSES, key=len, reverse=True)))
+def parse_tool_status(text: str) -> str:
+    return text
+
+
 def register_all() -> None:
     """Register the types with behave (idempotent; every step module calls it first)."""
     register_type(Person=parse_person, Agent=parse_agent, EventType=parse_event_type,
-                  EventList=parse_event_list, Duration=parse_duration)
+                  EventList=parse_event_list, Duration=parse_duration, Tier=parse_tier, Status=parse_status,
+                  ToolStatus=parse_tool_status)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .client import RecordingClient
+from .client import Frame, RecordingClient
 from .tokens import TokenFactory
 
 
@@ -75,6 +76,19 @@ class StackTarget:
 
 
 @dataclass
+class Run:
+    """A run a person started: where, when, and on which connection."""
+
+    person: str
+    agent: str
+    run_id: str
+    thread_id: str
+    sent_at: float
+    client: RecordingClient
+    accepted: Frame
+
+
+@dataclass
 class Person:
     name: str
     user_id: str
@@ -97,7 +111,9 @@ class World:
         self.scenario = scenario
         self.tokens = target.tokens()
         self.people: dict[str, Person] = {}
+        self.runs: list[Run] = []
         self.notes: dict[str, Any] = {}
+        self.closers: list[Any] = []  # async callables run at the end (proxies, servers)
 
     def person(self, name: str, **kwargs: Any) -> Person:
         if name not in self.people:
@@ -117,6 +133,43 @@ class World:
         person.clients.append(client)
         return client
 
+    async def start(self, name: str, agent: str, message: str, *, thread_id: str | None = None,
+                    options: dict[str, Any] | None = None, client: RecordingClient | None = None) -> Run:
+        """Start a run and wait for its run_accepted; fails with what was received otherwise."""
+        person = self.person(name)
+        client = client or person.client
+        sent = time.monotonic()
+        answer = await client.start_agent(agent, message, thread_id=thread_id, options=options)
+        if answer.type != "run_accepted":
+            raise AssertionError(f"{name}'s {agent} run was not accepted: {answer.raw}")
+        run = Run(name, agent, answer.data["run_id"], answer.data["thread_id"], sent, client, answer)
+        self.runs.append(run)
+        return run
+
+    def last_run(self, name: str | None = None) -> Run:
+        runs = [r for r in self.runs if name is None or r.person == name]
+        if not runs:
+            raise AssertionError(f"{name or 'nobody'} has started no run")
+        return runs[-1]
+
+    def runs_of(self, name: str) -> list[Run]:
+        return [r for r in self.runs if r.person == name]
+
+    def frames_of(self, name: str) -> list[Frame]:
+        """Every frame any of this person's connections received, in receive order per connection."""
+        return [f for c in self.person(name).clients for f in c.frames]
+
+    def events_of(self, name: str, *, run_id: str | None = None, thread_id: str | None = None) -> list[Frame]:
+        return [f for c in self.person(name).clients for f in c.events(run_id=run_id, thread_id=thread_id)]
+
+    @staticmethod
+    async def settle(grace_s: float) -> None:
+        """The short grace after a defined end (never a wait for something to happen): a stray
+        event that was going to arrive would have arrived within it."""
+        await asyncio.sleep(grace_s)
+
     async def close(self) -> None:
         clients = [c for p in self.people.values() for c in p.clients]
         await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+        for closer in reversed(self.closers):
+            await closer()
