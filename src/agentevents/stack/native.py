@@ -396,6 +396,11 @@ def status() -> int:
     return 0 if all(report.values()) else 1
 
 
+def component_pid(component: str) -> int:
+    """The process id of a running component (for tests that measure a process)."""
+    return _pid(Paths(stack_dir()), component)
+
+
 def _pid(p: Paths, component: str) -> int:
     out = _ctl(p, "pid", component, check=False).stdout.strip()
     if not out.isdigit() or out == "0":
