@@ -2,8 +2,9 @@
 and fresh users, threads and sockets per scenario.
 
   -D stack=native    (default) start the native stack if it is not up; stop it again at the end
+  -D stack=docker    the docker-compose.yml topology (AE_JWT_SECRET set), faults through the Docker SDK
   -D stack=external  -D ws_url=ws://host:8000/ws -D jwt_secret=...  any backend speaking the
-                     protocol; @fault scenarios are reported as skipped, with the reason
+                     protocol; @fault and @internals scenarios are reported as skipped, with the reason
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ def before_all(context):
 def before_scenario(context, scenario):
     if "fault" in scenario.effective_tags and not context.target.controllable:
         scenario.skip(f"@fault needs control of the stack; stack={context.target.mode} cannot kill components")
+        return
+    if "internals" in scenario.effective_tags and not context.target.introspectable:
+        scenario.skip(f"@internals reads the stack's database and processes; stack={context.target.mode} "
+                      "does not expose them")
         return
     context.world = World(context.target, scenario.name)
 

@@ -28,6 +28,11 @@ class StackTarget:
 
     @property
     def controllable(self) -> bool:
+        return self.mode in ("native", "docker")
+
+    @property
+    def introspectable(self) -> bool:
+        """Can scenarios read this stack's PostgreSQL, Redis and process table?"""
         return self.mode == "native"
 
     @classmethod
@@ -37,15 +42,25 @@ class StackTarget:
             from ..stack import native
             env = native.stack_env()
             return cls(mode, env["AE_WS_URL"], env["AE_JWT_SECRET"], env["AE_REDIS_URL"], env["AE_DATABASE_URL"])
+        if mode == "docker":
+            secret = userdata.get("jwt_secret") or os.environ.get("AE_JWT_SECRET")
+            if not secret:
+                raise SystemExit("-D stack=docker needs AE_JWT_SECRET (the compose file requires it too)")
+            return cls(mode, userdata.get("ws_url", "ws://127.0.0.1:8000/ws"), secret,
+                       userdata.get("redis_url", "redis://127.0.0.1:6381/0"), userdata.get("database_url"))
         if mode == "external":
             try:
                 return cls(mode, userdata["ws_url"], userdata["jwt_secret"], userdata.get("redis_url"),
                            userdata.get("database_url"))
             except KeyError as exc:
                 raise SystemExit(f"-D stack=external needs -D {exc.args[0]}=...") from None
-        raise SystemExit(f"unknown stack mode {mode!r}: native or external")
+        raise SystemExit(f"unknown stack mode {mode!r}: native, docker or external")
 
     def start(self) -> None:
+        if self.mode == "docker":
+            from . import docker_stack
+            self.started_here = docker_stack.up()
+            return
         if self.mode != "native":
             return
         from ..stack import native
@@ -54,19 +69,30 @@ class StackTarget:
             self.started_here = True
 
     def stop(self) -> None:
-        if self.started_here:
+        if self.started_here and self.mode == "docker":
+            from . import docker_stack
+            docker_stack.down()
+        elif self.started_here:
             from ..stack import native
             native.down()
 
     def control(self, action: str, component: str) -> None:
         if not self.controllable:
             raise RuntimeError(f"stack={self.mode} cannot {action} {component}")
+        if self.mode == "docker":
+            from . import docker_stack
+            docker_stack.control(action, component)
+            return
         from ..stack import native
         if native.control(action, component) != 0:
             raise RuntimeError(f"stack {action} {component} failed")
 
     def heal(self) -> None:
         """After a fault scenario: every component running and healthy again."""
+        if self.mode == "docker":
+            from . import docker_stack
+            docker_stack.up()
+            return
         from ..stack import native
         if not all(native.health().values()):
             native.up()
