@@ -19,7 +19,7 @@ system-deps:
 	@bash scripts/install-system-deps.sh
 
 spec: deps
-	bash scripts/with-stack.sh $(VENV)/bin/behave
+	$(VENV)/bin/agentevents spec --workers 2
 
 test: deps lint unit
 	bash scripts/with-stack.sh $(MAKE) --no-print-directory integration features
@@ -34,7 +34,7 @@ integration: $(STAMP)
 	$(PY) -m pytest tests/integration -q
 
 features: $(STAMP)
-	$(VENV)/bin/behave
+	$(VENV)/bin/agentevents spec --workers 2
 
 stack-up: deps
 	$(VENV)/bin/agentevents stack up

@@ -63,3 +63,18 @@ def test_refresh_must_keep_the_user_and_not_shorten_the_token():
     assert may_refresh(claims("a", 100), claims("a", 200))
     assert not may_refresh(claims("a", 100), claims("b", 200))
     assert not may_refresh(claims("a", 100), claims("a", 50))
+
+
+def test_rs256_tokens_verify_with_the_public_key_only():
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_pem = private.public_key().public_bytes(serialization.Encoding.PEM,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    token = issue_token("carol", key=private, algorithm="RS256")
+    check = {**CHECK, "key": public_pem, "algorithm": "RS256"}
+    assert verify_token(token, **check).user_id == "carol"
+    # An HS256 token signed with the public key text must not pass as RS256 (algorithm confusion).
+    with pytest.raises(AuthError):
+        verify_token(issue_token("carol", key="x" * 40), **check)
