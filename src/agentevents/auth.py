@@ -38,7 +38,12 @@ class Claims:
     raw: dict[str, Any]
 
     def has(self, permission: str) -> bool:
-        return permission in self.permissions or "*" in self.permissions
+        return has_permission(self.permissions, permission)
+
+
+def has_permission(granted: frozenset[str] | set[str], permission: str) -> bool:
+    """The one rule for permissions everywhere: the name itself, or the ``*`` wildcard."""
+    return permission in granted or "*" in granted
 
 
 def verify_token(token: str, *, key: str, algorithm: str, issuer: str, audience: str,

@@ -44,6 +44,15 @@ return {seq, 1}
 """
 
 
+# A concurrent-run slot: check and take in one step, so parallel start_agents cannot exceed it.
+RESERVE_LUA = """
+if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+
 def seq_key(tid: str) -> str:
     return f"ae:{{{tid}}}:seq"
 
@@ -89,6 +98,7 @@ class Bus:
         self.history_maxlen = history_maxlen
         self.history_ttl_s = history_ttl_s
         self._publish = redis.register_script(PUBLISH_LUA)
+        self._reserve = redis.register_script(RESERVE_LUA)
 
     # -- events ---------------------------------------------------------------------------
     async def publish_event(self, event: dict[str, Any]) -> tuple[int, bytes, bool]:
@@ -151,10 +161,15 @@ class Bus:
             pipe.hset(run_key(rid), mapping={"user_id": uid, "thread_id": request["thread_id"],
                                              "status": "queued", "agent_type": request["agent_type"]})
             pipe.expire(run_key(rid), 7 * 86400)
-            pipe.sadd(active_key(uid), rid)
-            pipe.expire(active_key(uid), 86400)
             pipe.xadd(RUNS_STREAM, {"r": orjson.dumps(request)}, maxlen=RUNS_MAXLEN, approximate=True)
             await pipe.execute()
+
+    async def reserve_run(self, user_id: str, run_id: str, limit: int) -> bool:
+        """Take one of the user's concurrent-run slots, atomically; False when none is free."""
+        return bool(await self._reserve(keys=[active_key(user_id)], args=[run_id, limit, 86400]))
+
+    async def release_run(self, user_id: str, run_id: str) -> None:
+        await self.redis.srem(active_key(user_id), run_id)
 
     async def run_info(self, run_id: str) -> dict[str, str]:
         raw = await self.redis.hgetall(run_key(run_id))

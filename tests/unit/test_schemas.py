@@ -38,8 +38,8 @@ from agentevents.tools.dispatcher import ToolDispatcher
 from agentevents.worker.bridge import EventBridge, RunContext
 
 SCHEMA_ROOT = resources.files("agentevents.protocol").joinpath("schema")
-PER_TYPE_EVENTS = ("agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed",
-                   "agent_error", "approval_required")
+PER_TYPE_EVENTS = ("agent_started", "agent_thinking", "tool_executing", "tool_progress", "tool_completed",
+                   "agent_completed", "agent_error", "approval_required")
 THREAD, RUN, USER = "5f0c3a1e9b7d4e2a8c6f1b3d5e7a9c0b", "0a9c7e5d3b1f4c6a8e2d4b7e9a1c3f5d", "alice-1234"
 STAMP = "2026-11-25T14:52:36.123Z"
 
@@ -121,7 +121,8 @@ VALID_EVENTS = {
                         "event_count": 6, "result_truncated": False, "result_bytes": 2, "tool_calls": 1},
     "agent_error": {"code": "x", "message": "y", "recoverable": True},
     "approval_required": {"approval_id": "appr_93bfff540f54", "question": "ok?", "timeout_s": 10.0, "details": {}},
-    "tool_progress": {"tool_call_id": "call_393d3155ad004868", "progress": "half way"},
+    "tool_progress": {"tool_name": "batch_job", "tool_call_id": "call_393d3155ad004868", "status": "running",
+                      "batch": 1, "of": 3, "rows_done": 100, "partial_result": {"rows": 100}},
 }
 
 
@@ -273,6 +274,7 @@ def test_unknown_statuses_are_refused():
     ("tool_completed", "duration_ms"), ("agent_completed", "status"), ("agent_completed", "result"),
     ("agent_completed", "summary"), ("agent_completed", "duration_ms"), ("agent_error", "code"),
     ("agent_error", "message"), ("agent_error", "recoverable"), ("approval_required", "approval_id"),
+    ("tool_progress", "tool_call_id"), ("tool_progress", "status"),
 ])
 def test_required_data_fields_are_required(event_type, field):
     frame = event(event_type, copy.deepcopy(VALID_EVENTS[event_type]))
@@ -287,6 +289,18 @@ def test_a_failed_tool_call_must_say_why_and_a_successful_one_must_not():
     validate_server_frame(failed)
     ok = event("tool_completed", {**VALID_EVENTS["tool_completed"], "error": {"code": "x"}})
     refused(ok)
+    undone = event("tool_completed", {**VALID_EVENTS["tool_completed"], "tool_name": "undo", "status": "rolled_back",
+                                      "result": {"rolled_back": "call_x", "tool_name": None, "reason": ""}})
+    validate_server_frame(undone)
+
+
+def test_a_slow_tool_notice_says_how_slow():
+    slow = {"tool_name": "wait", "tool_call_id": "call_5d2b156244a4479f", "status": "slow", "elapsed_ms": 2001,
+            "expected_ms": 2000, "message": "wait is taking longer than usual"}
+    validate_server_frame(event("tool_progress", dict(slow)))
+    del slow["expected_ms"]
+    assert "'expected_ms' is a required property" in refused(event("tool_progress", slow)).message
+    refused(event("tool_progress", {**VALID_EVENTS["tool_progress"], "status": "done"}))
 
 
 def test_extra_data_fields_are_allowed_but_typed_ones_are_checked():
@@ -372,6 +386,12 @@ class MemoryBus:
     async def active_runs(self, user_id: str) -> int:
         return 0
 
+    async def reserve_run(self, user_id: str, run_id: str, limit: int) -> bool:
+        return True
+
+    async def release_run(self, user_id: str, run_id: str) -> None:
+        return None
+
     async def submit_run(self, request: dict[str, Any]) -> None:
         self.runs[request["run_id"]] = {"user_id": request["user_id"], "thread_id": request["thread_id"],
                                         "status": "queued", "agent_type": request["agent_type"]}
@@ -410,6 +430,7 @@ def bridge_frames() -> list[dict[str, Any]]:
         await ctx.call_tool("sql_query", {"query": "SELECT 1"})
         await ctx.call_tool("no_such_tool", {})
         await ctx.call_tool("echo", {"value": list(range(10000))})
+        await ctx.call_tool("batch_job", {"batches": 2, "rows_per_batch": 5, "delay_s": 0})
         await ctx.ask_approval("Go on?", timeout_s=5)
         await ctx.error("x", "y", recoverable=True)
         await bridge.completed("partial", result="z" * 40000, summary="s", duration_ms=12, tool_calls=6)
@@ -422,7 +443,8 @@ def test_every_event_the_bridge_publishes_validates():
     frames = bridge_frames()
     types = [f["type"] for f in frames]
     assert types[0] == "agent_started" and types[-1] == "agent_completed"
-    assert {"agent_thinking", "tool_executing", "tool_completed", "approval_required", "agent_error"} <= set(types)
+    assert {"agent_thinking", "tool_executing", "tool_progress", "tool_completed", "approval_required",
+            "agent_error"} <= set(types)
     assert [f["seq"] for f in frames] == list(range(1, len(frames) + 1))
     statuses = {f["data"]["status"] for f in frames if f["type"] == "tool_completed"}
     assert statuses == {"success", "error", "invalid_parameters", "permission_denied"}
@@ -520,7 +542,8 @@ def test_every_frame_the_gateway_handlers_send_validates():
                    "cancel_accepted", "respond_accepted", "auth_refreshed", "error", "agent_started"):
         assert wanted in types, wanted
     pongs = [f for f in frames if f["type"] == "pong"]
-    assert [p["request_id"] for p in pongs] == ["p1", None]
+    assert [p.get("request_id") for p in pongs] == ["p1", None]
+    assert "request_id" not in pongs[1]  # absent, not null, when the client sent none
     lost = [f for f in frames if f["type"] == "replay_complete" and not f["complete"]]
     assert lost and lost[0]["reason"] == "history_unavailable" and lost[0]["missing"] == [1, 2]
     assert [f.get("forbidden") for f in frames if f["type"] == "resumed"] == [["someone-else"], None]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..auth import PERM_SQL
+from ..auth import PERM_SQL, has_permission
 from .base import AgentContext, AgentFailure, AgentOutcome
 from .registry import AgentSpec
 
@@ -102,7 +102,7 @@ class DataAnalystAgent:
         if analysis.ok:
             results["summary"] = analysis.result
         sql = ctx.options.get("sql", "SELECT count(*) AS customers FROM customers")
-        if PERM_SQL in ctx.run.permissions:
+        if has_permission(ctx.run.permissions, PERM_SQL):
             query = await ctx.call_tool("sql_query", {"query": sql}, purpose="query the demo database",
                                         timeout_s=ctx.options.get("tool_timeout_s"))
             if query.ok:

@@ -75,6 +75,8 @@ class Connection:
     # -- outbound ---------------------------------------------------------------------------
     def send_frame(self, frame: dict[str, Any], *, in_order: bool = False) -> None:
         """Answers and errors go first; ``in_order`` frames keep their place among events."""
+        if "request_id" in frame and frame["request_id"] is None:
+            frame = {k: v for k, v in frame.items() if k != "request_id"}
         item = Outbound(orjson.dumps(frame).decode())
         if in_order:
             self._enqueue(item)
@@ -164,11 +166,18 @@ class Connection:
         """
         cursor = self.cursors.get(thread_id)
         fresh = cursor is None
-        if cursor is None:
-            cursor = self.cursors[thread_id] = Cursor()
-            await self.gateway.hub.join(thread_id, self)
-        cursor.busy = True
-        head = await self.gateway.bus.head_seq(thread_id)
+        try:
+            if cursor is None:
+                cursor = self.cursors[thread_id] = Cursor()
+                await self.gateway.hub.join(thread_id, self)
+            cursor.busy = True
+            head = await self.gateway.bus.head_seq(thread_id)
+        except BaseException:
+            if fresh:  # leave no half-made subscription behind
+                await self.unfollow(thread_id)
+            elif cursor is not None:
+                self._drain(thread_id, cursor)
+            raise
         report = None
         if since is None:
             if fresh:
@@ -219,7 +228,12 @@ class Connection:
         cursor.busy = True
 
         async def go() -> None:
-            head = await self.gateway.bus.head_seq(thread_id)
+            try:
+                head = await self.gateway.bus.head_seq(thread_id)
+            except Exception as exc:  # the hub calls again after its next reconnect
+                log.warning("catch_up_failed %s thread_id=%s error=%s", self.log_fields(), thread_id, exc)
+                self._drain(thread_id, cursor)
+                return
             await self._fill_gap(thread_id, cursor, head)
 
         self.spawn(go())

@@ -171,7 +171,7 @@ class Gateway:
         while True:
             wait = conn.claims.exp + self.settings.token_grace_s - time.time()
             if wait <= 0:
-                conn.send_frame({"type": "error", "code": "token_expired",
+                conn.send_frame({"type": "error", "code": ErrorCode.TOKEN_EXPIRED.value,
                                  "message": "the token expired; reconnect with a fresh token"})
                 conn.close(CloseCode.TOKEN_EXPIRED, "token expired")
                 return
@@ -237,18 +237,18 @@ class Gateway:
         if spec.permission and not conn.claims.has(spec.permission):
             raise ProtocolError(ErrorCode.FORBIDDEN, f"agent {agent_type!r} needs the {spec.permission!r} permission",
                                 rid, {"required_permission": spec.permission})
-        limit = TIER_RUN_LIMITS[conn.claims.tier]
-        if await self.bus.active_runs(conn.user_id) >= limit:
-            raise ProtocolError(ErrorCode.TOO_MANY_RUNS, f"at most {limit} concurrent runs on the "
-                                f"{conn.claims.tier} tier", rid, {"limit": limit})
         thread_id = msg.get("thread_id")
         created = thread_id is None
+        if not created:
+            await self._require_thread(conn, thread_id, rid)
+        run_id = new_id()
+        limit = TIER_RUN_LIMITS[conn.claims.tier]
+        if not await self.bus.reserve_run(conn.user_id, run_id, limit):
+            raise ProtocolError(ErrorCode.TOO_MANY_RUNS, f"at most {limit} concurrent runs on the "
+                                f"{conn.claims.tier} tier", rid, {"limit": limit})
         if created:
             thread_id = new_id()
             await self.bus.claim_thread(thread_id, conn.user_id, utc_timestamp())
-        else:
-            await self._require_thread(conn, thread_id, rid)
-        run_id = new_id()
         request = {"run_id": run_id, "thread_id": thread_id, "user_id": conn.user_id, "agent_type": agent_type,
                    "message": msg["message"], "options": msg.get("options") or {},
                    "permissions": sorted(conn.claims.permissions), "tier": conn.claims.tier,
@@ -258,6 +258,7 @@ class Gateway:
             await self.bus.submit_run(request)
         except BaseException:
             await conn.unfollow(thread_id)
+            await self.bus.release_run(conn.user_id, run_id)
             raise
         conn.send_frame({"type": "run_accepted", "request_id": rid, "run_id": run_id, "thread_id": thread_id,
                          "agent_type": agent_type, "thread_created": created})
@@ -312,6 +313,8 @@ class Gateway:
         rid = msg.get("request_id")
         try:
             claims = self.verify(msg["token"])
+            if await self._revoked(claims):
+                raise AuthError("token revoked")
         except AuthError as exc:
             raise ProtocolError(ErrorCode.INVALID_TOKEN, exc.reason, rid) from None
         if not may_refresh(conn.claims, claims):

@@ -17,6 +17,7 @@ class ErrorCode(StrEnum):
     UNKNOWN_AGENT = "unknown_agent"        # agent_type not in the registry
     RATE_LIMITED = "rate_limited"          # too many messages; retry after data.retry_after_ms
     INVALID_TOKEN = "invalid_token"        # auth_refresh with a bad token
+    TOKEN_EXPIRED = "token_expired"        # sent just before closing with 3002
     TOO_MANY_RUNS = "too_many_runs"        # concurrent run limit of the user's tier
     UNAVAILABLE = "service_unavailable"    # the run could not be queued (Redis down); retry
     INTERNAL = "internal_error"

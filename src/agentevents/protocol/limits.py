@@ -79,10 +79,10 @@ class ThinkingThrottle:
 
     rate: float = 20.0
     burst: float = 50.0
-    held: list[str] = field(default_factory=list)
+    held: list[Any] = field(default_factory=list)
     bucket: TokenBucket | None = None
 
-    def offer(self, now: float, reasoning: str) -> tuple[str, int] | None:
+    def offer(self, now: float, reasoning: Any) -> tuple[Any, int] | None:
         if self.bucket is None:
             self.bucket = TokenBucket(self.rate, self.burst)
         self.held.append(reasoning)
@@ -90,10 +90,10 @@ class ThinkingThrottle:
             return None
         return self._release()
 
-    def flush(self) -> tuple[str, int] | None:
+    def flush(self) -> tuple[Any, int] | None:
         return self._release() if self.held else None
 
-    def _release(self) -> tuple[str, int]:
+    def _release(self) -> tuple[Any, int]:
         count = len(self.held)
         text = self.held[-1]
         self.held.clear()

@@ -2,7 +2,7 @@
 
 The schema files live in ``schema/server/`` and ``schema/client/`` (the same files published in
 docs/schema). Per-type event schemas refer to ``event.json`` with a relative ``$ref``; the refs
-resolve offline through a ``referencing.Registry`` built from the files' ``$id``\\ s.
+resolve offline through a ``referencing.Registry`` built from the files' ``$id`` values.
 """
 
 from __future__ import annotations

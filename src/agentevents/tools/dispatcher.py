@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import orjson
 from jsonschema import Draft202012Validator
 
+from ..auth import has_permission
 from ..protocol.limits import TokenBucket
 from .base import Tool, ToolContext, ToolError, ToolResult
 
@@ -106,11 +107,11 @@ class ToolDispatcher:
         call_id = "call_" + uuid.uuid4().hex[:16]
         tool = self.tools.get(name)
         announced = {
+            **(extra or {}),
             "tool_name": name, "tool_call_id": call_id, "parameters": params,
             "category": getattr(tool, "category", "unknown"),
             "description": getattr(tool, "description", ""),
             "purpose": purpose or getattr(tool, "description", ""),
-            **(extra or {}),
         }
         await self.sink.tool_executing(announced, agent_name=agent_name)
         started = time.monotonic()
@@ -124,10 +125,11 @@ class ToolDispatcher:
         outcome.duration_ms = int((time.monotonic() - started) * 1000)
         version_key = (name, orjson.dumps(params, option=orjson.OPT_SORT_KEYS))
         self._versions[version_key] = self._versions.get(version_key, 0) + 1
-        done: dict[str, Any] = {"tool_name": name, "tool_call_id": call_id, "status": outcome.status,
-                                "result": outcome.result, "duration_ms": outcome.duration_ms,
-                                "metadata": outcome.metadata, "tool_version": getattr(tool, "version", "1.0.0"),
-                                "result_version": self._versions[version_key], **(extra or {})}
+        done: dict[str, Any] = {**(extra or {}), "tool_name": name, "tool_call_id": call_id,
+                                "status": outcome.status, "result": outcome.result,
+                                "duration_ms": outcome.duration_ms, "metadata": outcome.metadata,
+                                "tool_version": getattr(tool, "version", "1.0.0"),
+                                "result_version": self._versions[version_key]}
         if outcome.error:
             done["error"] = outcome.error
         await self.sink.tool_completed(done, agent_name=agent_name)
@@ -153,7 +155,7 @@ class ToolDispatcher:
 
         if tool is None:
             return fail("error", "unknown_tool", f"no tool named {name!r}", available=sorted(self.tools))
-        if tool.permission and tool.permission not in self.ctx.permissions:
+        if tool.permission and not has_permission(self.ctx.permissions, tool.permission):
             return fail("permission_denied", "permission_denied",
                         f"tool {name!r} needs the {tool.permission!r} permission", required=tool.permission)
         errors = sorted(Draft202012Validator(tool.parameters).iter_errors(params), key=lambda e: list(e.path))

@@ -115,21 +115,22 @@ class EventBridge:
     async def thinking(self, reasoning: str, *, step: int | None = None, agent_name: str | None = None,
                        metadata: dict[str, Any] | None = None) -> int | None:
         self._step = step if step is not None else self._step + 1
-        released = self.throttle.offer(time.monotonic(), reasoning)
+        released = self.throttle.offer(time.monotonic(), (reasoning, self._step, agent_name, metadata))
         if released is None:
             return None
-        text, coalesced = released
-        return await self._emit_thinking(text, coalesced, agent_name, metadata)
+        return await self._emit_thinking(*released)
 
-    async def _flush_thinking(self, agent_name: str | None) -> None:
+    async def _flush_thinking(self, _agent_name: str | None = None) -> None:
+        """Send what the throttle holds, under the agent and metadata it was reasoned with."""
         released = self.throttle.flush()
         if released is not None:
-            await self._emit_thinking(released[0], released[1], agent_name, None)
+            await self._emit_thinking(*released)
 
-    async def _emit_thinking(self, text: str, coalesced: int, agent_name: str | None,
-                             metadata: dict[str, Any] | None) -> int:
+    async def _emit_thinking(self, held: tuple[str, int, str | None, dict[str, Any] | None],
+                             coalesced: int) -> int:
+        text, step, agent_name, metadata = held
         shown, trunc = truncate_text(text)
-        data: dict[str, Any] = {"reasoning": shown, "step": self._step, "metadata": dict(metadata or {})}
+        data: dict[str, Any] = {"reasoning": shown, "step": step, "metadata": dict(metadata or {})}
         if trunc["truncated"]:
             data.update(truncated=True, full_length=trunc["full_length"])
         if coalesced > 1:
@@ -164,6 +165,6 @@ class EventBridge:
     async def completed(self, status: str, *, result: Any, summary: str, duration_ms: int,
                         agent_name: str | None = None, **extra: Any) -> int:
         shown, meta = summarize_result(result)
-        data = {"status": status, "result": shown, "summary": summary, "duration_ms": duration_ms,
-                "event_count": self.count + 1, **meta, **extra}
+        data = {**extra, "status": status, "result": shown, "summary": summary, "duration_ms": duration_ms,
+                "event_count": self.count + 1, **meta}
         return await self.emit(ev.AGENT_COMPLETED, data, agent_name=agent_name, budget=False)

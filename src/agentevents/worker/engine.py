@@ -11,8 +11,10 @@ from typing import Any
 
 from ..agents.base import AgentContext, AgentFailure, AgentOutcome
 from ..agents.registry import AgentFactoryError, AgentRegistry, UnknownAgent
+from ..auth import has_permission
 from ..bus import Bus
 from ..config import Settings
+from ..protocol.envelope import COMPLETION_STATUSES
 from ..store import BatchWriter
 from ..tools import builtin_tools, custom_tool_from_definition
 from ..tools.base import ToolContext, ToolError
@@ -101,7 +103,7 @@ class ExecutionEngine:
                  run.user_id, run.agent_type)
         try:
             spec = self.registry.spec(run.agent_type)
-            if spec.permission and spec.permission not in run.permissions:
+            if spec.permission and not has_permission(run.permissions, spec.permission):
                 raise AgentFactoryError(f"agent {run.agent_type!r} needs the {spec.permission!r} permission")
             agent = self.registry.create(run.agent_type, run.options)
             tools = self._dispatcher(run, bridge)
@@ -125,6 +127,11 @@ class ExecutionEngine:
             extra.setdefault("recovered_from", bridge.recoverable_errors + failed_tools)
         if ctx.approvals:
             extra.setdefault("approvals", ctx.approvals)
+        if outcome.status not in COMPLETION_STATUSES:
+            await bridge.error("invalid_status", f"the agent ended with unknown status {outcome.status!r}",
+                               recoverable=False)
+            extra["error"] = {"code": "invalid_status", "message": f"unknown status {outcome.status!r}"}
+            outcome = AgentOutcome("failed", outcome.result, outcome.summary, outcome.extra)
         summary = outcome.summary
         if ctx.preferences:
             extra.setdefault("personalized_for", sorted(ctx.preferences))
