@@ -179,10 +179,12 @@ def test_control_frames_validate(frame_type):
 
 @pytest.mark.parametrize("frame_type", ["run_accepted", "subscribed", "unsubscribed", "resumed", "cancel_accepted",
                                         "respond_accepted", "auth_refreshed", "pong"])
-def test_answers_to_a_message_without_request_id_carry_null(frame_type):
+def test_answers_to_a_message_without_request_id_leave_it_out(frame_type):
     frame = control_frames()[frame_type]
-    frame["request_id"] = None
+    frame.pop("request_id", None)
     validate_server_frame(frame)
+    with pytest.raises(ValidationError):
+        validate_server_frame({**frame, "request_id": None})
 
 
 def test_incomplete_replay_and_gap_reports_validate():
