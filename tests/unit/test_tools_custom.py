@@ -82,6 +82,45 @@ def test_tool_attributes_and_round_trip() -> None:
     assert tool.to_definition() == BMI
 
 
+def test_result_schema_is_exposed_to_the_dispatcher() -> None:
+    schema = {"type": "number", "minimum": 0}
+    tool = CustomTool.from_definition({**BMI, "result_schema": schema})
+    assert getattr(tool, "result_schema", None) == schema
+    assert tool.to_definition() == {**BMI, "result_schema": schema}
+    assert CustomTool.from_definition(BMI).result_schema is None
+
+
+def test_dispatcher_checks_a_custom_result_schema() -> None:
+    from agentevents.tools.dispatcher import ToolDispatcher
+
+    class Sink:
+        def __init__(self) -> None:
+            self.events: list[tuple[str, dict[str, Any]]] = []
+
+        async def tool_executing(self, data: dict[str, Any], *, agent_name: str | None = None) -> int:
+            self.events.append(("tool_executing", data))
+            return len(self.events)
+
+        async def tool_progress(self, data: dict[str, Any], *, agent_name: str | None = None) -> int:
+            self.events.append(("tool_progress", data))
+            return len(self.events)
+
+        async def tool_completed(self, data: dict[str, Any], *, agent_name: str | None = None) -> int:
+            self.events.append(("tool_completed", data))
+            return len(self.events)
+
+    defn = {"name": "custom.discount", "description": "Price after a 10% discount",
+            "parameters": {"type": "object", "properties": {"price": {"type": "number"}}, "required": ["price"]},
+            "expression": "{price} * 0.9", "result_schema": {"type": "number", "minimum": 0}}
+    tool = custom_tool_from_definition(defn)
+    dispatcher = ToolDispatcher({tool.name: tool}, Sink(), CTX)
+    good = asyncio.run(dispatcher.call("custom.discount", {"price": 100}))
+    bad = asyncio.run(dispatcher.call("custom.discount", {"price": -50}))
+    assert (good.status, good.result) == ("success", 90)
+    assert bad.status == "error"
+    assert bad.error is not None and bad.error["code"] == "invalid_result"
+
+
 @pytest.mark.parametrize(
     "defn",
     [
@@ -112,6 +151,8 @@ def test_tool_attributes_and_round_trip() -> None:
         {**BMI, "expression": "{kg} +"},
         {**BMI, "expression": "{height} * 2"},
         {**GREET, "template": None, "expression": "{who} * 2"},  # who is a string parameter
+        {**BMI, "result_schema": "number"},
+        {**BMI, "result_schema": {"type": "nope"}},
     ],
 )
 def test_invalid_definitions(defn: Any) -> None:

@@ -53,6 +53,8 @@ class ScriptedAgent:
             final = await self._step(ctx, index, step)
             if final is not None:
                 outcome = final
+                if "approval" in step:  # declined or unanswered: nothing that needed the approval runs
+                    break
         return outcome
 
     async def _tool(self, ctx: AgentContext, step: dict[str, Any], agent: str | None) -> None:

@@ -408,6 +408,24 @@ def _pid(p: Paths, component: str) -> int:
     return int(out)
 
 
+def _tree(root: int) -> list[int]:
+    """A process and its descendants, parents first (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    order, todo = [], [root]
+    while todo:
+        pid = todo.pop(0)
+        order.append(pid)
+        todo.extend(children.get(pid, []))
+    return order
+
+
 def control(action: str, component: str) -> int:
     p = Paths(stack_dir())
     if component not in COMPONENTS:
@@ -415,9 +433,12 @@ def control(action: str, component: str) -> int:
     if action == "kill":
         os.kill(_pid(p, component), signal.SIGKILL)
     elif action == "pause":
-        os.kill(_pid(p, component), signal.SIGSTOP)
+        # The whole process tree: a PostgreSQL backend (own session) keeps answering otherwise.
+        for pid in _tree(_pid(p, component)):
+            os.kill(pid, signal.SIGSTOP)
     elif action == "resume":
-        os.kill(_pid(p, component), signal.SIGCONT)
+        for pid in reversed(_tree(_pid(p, component))):
+            os.kill(pid, signal.SIGCONT)
     else:
         result = _ctl(p, action, component, check=False)
         print(result.stdout.rstrip())

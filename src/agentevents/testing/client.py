@@ -63,8 +63,9 @@ class HandshakeRefused(Exception):
 class RecordingClient:
     def __init__(self, url: str, token: str | None, *, name: str = "client", via_subprotocol: bool = False,
                  ssl_context: ssl.SSLContext | None = None, extra_headers: dict[str, str] | None = None,
-                 compression: str | None = "deflate") -> None:
+                 compression: str | None = "deflate", local_addr: tuple[str, int] | None = None) -> None:
         self.url = url
+        self.local_addr = local_addr  # the source address to connect from (e.g. another loopback address)
         self.token = token
         self.name = name
         self.via_subprotocol = via_subprotocol
@@ -92,7 +93,8 @@ class RecordingClient:
         try:
             self.ws = await connect(self.url, additional_headers=headers, subprotocols=subprotocols,
                                     ssl=self.ssl_context, open_timeout=timeout_s, max_size=4 * 1024 * 1024,
-                                    compression=self.compression, close_timeout=2)
+                                    compression=self.compression, close_timeout=2,
+                                    **({"local_addr": self.local_addr} if self.local_addr else {}))
         except InvalidStatus as exc:
             raise HandshakeRefused(exc.response.status_code, exc.response.body.decode(errors="replace")) from None
         self.subprotocol = self.ws.subprotocol

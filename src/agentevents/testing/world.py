@@ -94,6 +94,11 @@ class StackTarget:
             docker_stack.up()
             return
         from ..stack import native
+        for component in native.INFRA:  # a paused (SIGSTOPped) process is "running" to supervisord
+            try:
+                native.control("resume", component)
+            except (SystemExit, OSError):
+                pass  # not running: up() below starts it
         if not all(native.health().values()):
             native.up()
 

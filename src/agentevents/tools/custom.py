@@ -1,5 +1,8 @@
 """User-defined tools: a JSON definition with a text ``template`` or a calculator ``expression``.
 
+A definition may also declare ``result_schema`` (a JSON Schema): the dispatcher then checks each
+result against it and reports a result that does not match as status error / ``invalid_result``.
+
 Placeholders are ``{param}`` (a bare parameter name: no attribute access, indexing, format spec
 or conversion, so a template can never reach Python objects). Expressions are evaluated with the
 calculator's safe evaluator, parameters bound as numeric variables.
@@ -62,6 +65,18 @@ def _check_schema(parameters: Any) -> dict[str, Any]:
     return properties
 
 
+def _check_result_schema(schema: Any) -> dict[str, Any] | None:
+    if schema is None:
+        return None
+    if not isinstance(schema, dict):
+        raise _invalid("result_schema must be a JSON Schema object")
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.exceptions.SchemaError as exc:
+        raise _invalid(f"result_schema is not a valid JSON Schema: {exc.message}") from None
+    return schema
+
+
 def _expression_source(segments: list[Segment]) -> str:
     return "".join(lit + (f" {_VARIABLE_PREFIX}{field} " if field else "") for lit, field in segments)
 
@@ -108,6 +123,7 @@ class CustomTool:
         *,
         template: str | None = None,
         expression: str | None = None,
+        result_schema: dict[str, Any] | None = None,
     ) -> None:
         properties = _check_schema(parameters)
         if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
@@ -116,6 +132,8 @@ class CustomTool:
             raise _invalid("exactly one of template or expression is required")
         self.name, self.description, self.parameters = name, description, parameters
         self.template, self.expression = template, expression
+        # Read by the dispatcher (``getattr(tool, "result_schema", None)``).
+        self.result_schema = _check_result_schema(result_schema)
         text, what = (template, "template") if template is not None else (expression, "expression")
         self._segments = parse_placeholders(text or "", properties, what)
         self._source = _check_expression(self._segments, properties) if expression is not None else None
@@ -131,14 +149,19 @@ class CustomTool:
         has_template, has_expression = defn.get("template") is not None, defn.get("expression") is not None
         if has_template == has_expression:
             raise _invalid("exactly one of template or expression is required")
+        result_schema = defn.get("result_schema")
         if has_template:
             template = _text_field(defn, "template", MAX_TEMPLATE_LENGTH)
-            return cls(defn["name"], description, defn.get("parameters"), template=template)
+            return cls(defn["name"], description, defn.get("parameters"), template=template,
+                       result_schema=result_schema)
         expression = _text_field(defn, "expression", MAX_EXPRESSION_LENGTH)
-        return cls(defn["name"], description, defn.get("parameters"), expression=expression)
+        return cls(defn["name"], description, defn.get("parameters"), expression=expression,
+                   result_schema=result_schema)
 
     def to_definition(self) -> dict[str, Any]:
         body = {"template": self.template} if self.template is not None else {"expression": self.expression}
+        if self.result_schema is not None:
+            body["result_schema"] = self.result_schema
         return {"name": self.name, "description": self.description, "parameters": self.parameters, **body}
 
     def _value(self, params: dict[str, Any], field: str) -> Any:

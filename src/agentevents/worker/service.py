@@ -33,6 +33,8 @@ from .engine import ExecutionEngine, run_context
 log = logging.getLogger("agentevents.worker")
 
 LOST_AFTER_MS = 15_000
+# Personalisation is optional: a slow or paused PostgreSQL must not hold a run back.
+PREFERENCES_TIMEOUT_S = 0.3
 KEEPALIVE_S = 3.0
 
 
@@ -50,6 +52,7 @@ class Worker:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.stopping = asyncio.Event()
         self.redis_ok = False
+        self.lookups: set[asyncio.Future[Any]] = set()
 
     async def health(self) -> dict[str, Any]:
         return {"status": "ok" if self.redis_ok else "degraded", "component": "worker", "id": self.worker_id,
@@ -138,8 +141,17 @@ class Worker:
     async def _preferences(self, user_id: str) -> dict[str, Any] | None:
         if self.db is None:
             return None
+        # Not wait_for: cancelling an asyncpg query waits for the server, the very thing that hangs.
+        lookup = asyncio.ensure_future(store.preferences(self.db, user_id))
+        done, _ = await asyncio.wait({lookup}, timeout=PREFERENCES_TIMEOUT_S)
+        if not done:
+            log.warning("preferences_unavailable user_id=%s error=no answer within %gs", user_id,
+                        PREFERENCES_TIMEOUT_S)
+            self.lookups.add(lookup)  # left to finish (command_timeout) in the background
+            lookup.add_done_callback(lambda t: (self.lookups.discard(t), t.cancelled() or t.exception()))
+            return None
         try:
-            return await store.preferences(self.db, user_id) or None
+            return lookup.result() or None
         except Exception as exc:
             log.warning("preferences_unavailable user_id=%s error=%s", user_id, exc)
             return None

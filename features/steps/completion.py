@@ -1,0 +1,559 @@
+"""Steps about how runs end: agent_completed's status, result, summary, counts and extras
+(plan tests T081-T100)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections import Counter
+from typing import Any
+
+from behave import given, then, when
+from hamcrest import assert_that, equal_to
+
+from agentevents.testing.client import Frame, describe
+from agentevents.testing.matchers import timestamp
+from agentevents.testing.parse_types import register_all
+from agentevents.testing.scripts import complete, register, script_for, steps
+from agentevents.testing.world import Run
+
+register_all()
+
+RUN_TIMEOUT_S = 20
+# After the defined end of what we wait for, how long a stray event would still have to arrive.
+GRACE_S = 0.3
+
+# -- scripted behaviours ---------------------------------------------------------------------
+
+FULL_SUMMARY = ("Compared three suppliers on price and delivery time. Supplier B is cheapest overall. "
+                "Orders can be placed from Monday.")
+FIRST_SENTENCE = "Compared three suppliers on price and delivery time."
+
+
+def _quiet(seconds: float) -> dict[str, Any]:
+    return steps({"think": "Waiting for the report to be ready."}, {"sleep": seconds})
+
+
+for _verb in ("works", "work"):
+    register(_verb + " quietly for {seconds:g} seconds", _quiet)
+    register(_verb + " quietly for {seconds:g} second", _quiet)
+
+
+def _thinks_and_calculates(thoughts: int, calculations: int) -> dict[str, Any]:
+    items: list[dict[str, Any]] = []
+    for i in range(max(thoughts, calculations)):
+        if i < thoughts:
+            items.append({"think": f"Considering part {i + 1} of the bill."})
+        if i < calculations:
+            items.append({"tool": "calculator", "params": {"expression": f"{i + 2}*7"}, "purpose": "add up a part"})
+    return steps(*items)
+
+
+register("thinks {thoughts:d} times and uses the calculator {calculations:d} times", _thinks_and_calculates)
+
+register("summarises its work in three sentences",
+         lambda: steps({"think": "Comparing the suppliers."},
+                       complete(result={"cheapest": "Supplier B"}, summary=FULL_SUMMARY)))
+
+register("calculates a total, then overruns a {limit:g}-second limit",
+         lambda limit: steps({"think": "Adding up the invoices."},
+                             {"tool": "calculator", "params": {"expression": "120+80+45"},
+                              "purpose": "total of the invoices"},
+                             {"think": "Now checking every invoice against the ledger."},
+                             {"sleep": 30}, timeout_s=limit))
+
+register("hits a failing tool, then succeeds with another one",
+         lambda: steps({"think": "Fetching today's exchange rate."},
+                       {"tool": "fail", "params": {"code": "upstream_unavailable",
+                                                   "message": "the rate service is down"}},
+                       {"think": "The rate service failed; computing the amount from the stored rate instead."},
+                       {"tool": "calculator", "params": {"expression": "100*1.08"}, "purpose": "convert the amount"}))
+
+register("needs her approval to transfer money",
+         lambda: steps({"think": "Preparing a transfer of 100 EUR to Bob."},
+                       {"approval": "May I transfer 100 EUR to Bob?", "timeout_s": 15},
+                       {"tool": "calculator", "params": {"expression": "100+2.5"},
+                        "purpose": "transfer the amount with its fee"}))
+
+register("books two items, fails the payment, rolls back and retries",
+         lambda: steps({"think": "Booking the flight and the hotel, then paying."},
+                       {"tool": "calculator", "params": {"expression": "2*150"}, "purpose": "book the flight"},
+                       {"tool": "calculator", "params": {"expression": "3*80"}, "purpose": "book the hotel"},
+                       {"tool": "fail", "params": {"code": "payment_declined", "message": "the card was declined"}},
+                       {"rollback": "payment declined"},
+                       {"think": "Retrying the whole booking with the backup card."},
+                       {"tool": "calculator", "params": {"expression": "2*150+3*80"},
+                        "purpose": "book flight and hotel together"}))
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+def expect(condition: bool, problem: str, frames: list[Frame]) -> None:
+    """Fail with the problem and the frames received."""
+    if not condition:
+        raise AssertionError(f"{problem}\n{describe(frames)}")
+
+
+async def ended(context, name: str, run: Run | None = None) -> tuple[Run, dict[str, Any], list[Frame]]:
+    """A run once its agent_completed arrived: the run, the completion's data, the run's events."""
+    run = run or context.world.last_run(name)
+    end = await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    return run, end.data["data"], run.client.events(run_id=run.run_id)
+
+
+def of_type(events: list[Frame], event_type: str) -> list[Frame]:
+    return [f for f in events if f.type == event_type]
+
+
+def tool_results(events: list[Frame]) -> list[Frame]:
+    return of_type(events, "tool_completed")
+
+
+def recovered_codes(events: list[Frame]) -> list[str]:
+    """Error codes the user saw and the run went past: recoverable agent errors and failed tools."""
+    codes = [f.data["data"]["code"] for f in of_type(events, "agent_error") if f.data["data"].get("recoverable")]
+    return codes + [f.data["data"]["error"]["code"] for f in tool_results(events)
+                    if f.data["data"]["status"] not in ("success", "rolled_back") and f.data["data"].get("error")]
+
+
+# -- given / when ----------------------------------------------------------------------------
+
+@given("{name:Person} prefers brief summaries")
+def step_prefers_brief(context, name):
+    context.world.notes.setdefault("preferences", {})[name] = {"summary_style": "brief"}
+
+
+@when("{first:Person} and {second:Person} each start an agent that {behaviour}")
+async def step_each_start(context, first, second, behaviour):
+    world = context.world
+    preferences = world.notes.get("preferences", {})
+
+    def options(name: str) -> dict[str, Any]:
+        found = script_for(behaviour)
+        if name in preferences:
+            found["preferences"] = preferences[name]
+        return found
+
+    await asyncio.gather(*(world.start(n, "scripted", behaviour, options=options(n)) for n in (first, second)))
+
+
+@when("{name:Person} starts {count:d} agents at once that each {behaviour}")
+async def step_start_many(context, name, count, behaviour):
+    world = context.world
+    client = world.person(name).client
+    options = script_for(behaviour)
+    sent = time.monotonic()
+    answers = await asyncio.gather(*(client.start_agent("scripted", behaviour, options=options)
+                                     for _ in range(count)))
+    for answer in answers:
+        if answer.type == "run_accepted":
+            world.runs.append(Run(name, "scripted", answer.data["run_id"], answer.data["thread_id"], sent,
+                                  client, answer))
+    world.notes.setdefault("batches", {}).setdefault(name, []).append(answers)
+
+
+@when("all of {name:Person}'s runs have finished")
+async def step_all_finished(context, name):
+    for run in context.world.runs_of(name):
+        await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+
+
+@when("{name:Person}'s run has finished")
+async def step_run_finished(context, name):
+    await ended(context, name)
+
+
+async def answer_approval(context, name: str, approved: bool) -> None:
+    run = context.world.last_run(name)
+    asked = await run.client.wait_for(lambda f: f.type == "approval_required" and f.data.get("run_id") == run.run_id,
+                                      10, "approval_required")
+    answer = await run.client.request({"type": "respond", "run_id": run.run_id,
+                                       "approval_id": asked.data["data"]["approval_id"], "approved": approved})
+    expect(answer.type == "respond_accepted", f"the answer to the approval was refused: {answer.raw}",
+           run.client.frames)
+
+
+@when("{name:Person} approves the agent's request")
+async def step_approve(context, name):
+    await answer_approval(context, name, True)
+
+
+@when("{name:Person} declines the agent's request")
+async def step_decline(context, name):
+    await answer_approval(context, name, False)
+
+
+@when('{name:Person} asks the data analyst "{message}" while the database is paused')
+async def step_analyst_without_database(context, name, message):
+    world = context.world
+    world.target.control("pause", "postgres")
+    try:
+        # The SQL call gives up after 1 s instead of its usual timeout.
+        run = await world.start(name, "data_analyst", message, options={"tool_timeout_s": 1})
+        await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    finally:
+        world.target.control("resume", "postgres")
+
+
+# -- then ------------------------------------------------------------------------------------
+
+@then("the summary of {name:Person}'s completion names the calculation she saw and its answer {value:d}")
+@then("the summary of {name:Person}'s completion names the calculation he saw and its answer {value:d}")
+async def step_summary_describes(context, name, value):
+    _run, done, events = await ended(context, name)
+    calls = of_type(events, "tool_executing")
+    expect(len(calls) == 1, f"expected one calculation, saw {len(calls)} tool calls", events)
+    expression = calls[0].data["data"]["parameters"]["expression"]
+    summary = done.get("summary")
+    expect(isinstance(summary, str) and expression in summary and str(value) in summary,
+           f"summary {summary!r} does not name the calculation {expression!r} and its answer {value}", events)
+
+
+@then("{name:Person}'s completion counts exactly the tool calls and events that reached her")
+@then("{name:Person}'s completion counts exactly the tool calls and events that reached him")
+async def step_counts_match(context, name):
+    _run, done, events = await ended(context, name)
+    started = of_type(events, "tool_executing")
+    finished = of_type(events, "tool_completed")
+    expect(len(started) >= 1, "the run used no tool, so its tool count proves nothing", events)
+    expect(done.get("tool_calls") == len(started) == len(finished),
+           f"completion says {done.get('tool_calls')} tool calls; received {len(started)} tool_executing and "
+           f"{len(finished)} tool_completed", events)
+    expect(done.get("event_count") == len(events),
+           f"completion says {done.get('event_count')} events; {len(events)} arrived (completion included)", events)
+
+
+@then('{name:Person}\'s research answer mentions "{text}"')
+async def step_answer_mentions(context, name, text):
+    _run, done, events = await ended(context, name)
+    answer = (done.get("result") or {}).get("answer") if isinstance(done.get("result"), dict) else None
+    expect(isinstance(answer, str) and text in answer, f"answer {answer!r} does not mention {text!r}", events)
+
+
+@then("{name:Person}'s completion cites the knowledge-base sources her search found")
+@then("{name:Person}'s completion cites the knowledge-base sources his search found")
+async def step_cites_sources(context, name):
+    _run, done, events = await ended(context, name)
+    searches = [f for f in tool_results(events) if f.data["data"]["tool_name"] == "search"]
+    expect(len(searches) == 1 and searches[0].data["data"]["status"] == "success",
+           "expected one successful search", events)
+    found = [hit["source"] for hit in searches[0].data["data"]["result"]]
+    cited = [s.get("source") for s in (done.get("result") or {}).get("sources") or []]
+    expect(len(cited) >= 1, "the completion cites no source", events)
+    expect(all(isinstance(s, str) and s.startswith("corpus://") for s in cited),
+           f"cited sources {cited} are not knowledge-base (corpus://) sources", events)
+    expect(cited == found, f"cited sources {cited} differ from what the search found {found}", events)
+
+
+@then("{name:Person}'s completion suggests what to do next")
+async def step_follow_up(context, name):
+    _run, done, events = await ended(context, name)
+    follow_up = done.get("follow_up")
+    expect(isinstance(follow_up, list) and len(follow_up) >= 1
+           and all(isinstance(s, str) and s.strip() for s in follow_up),
+           f"follow_up is {follow_up!r}, not a list of suggestions", events)
+
+
+@then("{name:Person}'s completion suggests starting the {agent:Agent} agent next")
+async def step_follow_up_agent(context, name, agent):
+    _run, done, events = await ended(context, name)
+    follow_up = done.get("follow_up")
+    expect(isinstance(follow_up, list) and any(isinstance(s, str) and agent in s for s in follow_up),
+           f"follow_up {follow_up!r} does not suggest the {agent} agent", events)
+    recommended = (done.get("result") or {}).get("recommended_agent")
+    expect(recommended == agent, f"the result recommends {recommended!r}, not {agent!r}", events)
+
+
+@then("{name:Person}'s run reports a duration of at least {minimum:Duration}, within {tolerance:Duration} "
+      "of the time between its first and last event")
+async def step_duration(context, name, minimum, tolerance):
+    _run, done, events = await ended(context, name)
+    span_ms = (timestamp(events[-1]) - timestamp(events[0])).total_seconds() * 1000
+    reported = done.get("duration_ms")
+    print(f"measured: duration_ms {reported}, first-to-last event span {span_ms:.0f} ms")
+    expect(isinstance(reported, int) and reported >= minimum * 1000,
+           f"duration_ms {reported!r} is under {minimum * 1000:.0f} ms", events)
+    expect(abs(reported - span_ms) <= tolerance * 1000,
+           f"duration_ms {reported} differs from the event span {span_ms:.0f} ms by more than "
+           f"{tolerance * 1000:.0f} ms", events)
+
+
+@then("{name:Person} cannot start another agent while her {count:d} runs are still going")
+@then("{name:Person} cannot start another agent while his {count:d} runs are still going")
+async def step_run_limit(context, name, count):
+    world = context.world
+    client = world.person(name).client
+    batch = world.notes["batches"][name][-1]
+    refused = [a.raw for a in batch if a.type != "run_accepted"]
+    expect(len(batch) == count and not refused, f"not all {count} runs were accepted: {refused}", client.frames)
+    running = {a.data["run_id"] for a in batch}
+    answer = await client.start_agent("scripted", "one more", options=script_for("works quietly for 0.2 seconds"))
+    if answer.type == "run_accepted":  # let the extra run end before failing, so it cannot spill over
+        await client.wait_run_end(answer.data["run_id"], RUN_TIMEOUT_S)
+    expect(answer.type == "error" and answer.data.get("code") == "too_many_runs",
+           f"run number {count + 1} was not refused as too many runs: {answer.raw}", client.frames)
+    ended_before = [f for f in client.frames[:answer.index]
+                    if f.type == "agent_completed" and f.data.get("run_id") in running]
+    expect(not ended_before, "some runs had already ended before the check, so it proves nothing", client.frames)
+
+
+@then("all {count:d} of {name:Person}'s new runs are accepted and complete")
+async def step_new_runs(context, count, name):
+    world = context.world
+    client = world.person(name).client
+    batch = world.notes["batches"][name][-1]
+    refused = [a.raw for a in batch if a.type != "run_accepted"]
+    expect(len(batch) == count and not refused, f"runs were refused after the earlier ones ended: {refused}",
+           client.frames)
+    for answer in batch:
+        end = await client.wait_run_end(answer.data["run_id"], RUN_TIMEOUT_S)
+        expect(end.data["data"]["status"] == "completed", f"run ended {end.data['data']['status']}", client.frames)
+
+
+@then("{name:Person}'s completion explains that no source was found")
+async def step_no_source(context, name):
+    _run, done, events = await ended(context, name)
+    searches = [f for f in tool_results(events) if f.data["data"]["tool_name"] == "search"]
+    expect(len(searches) == 1 and searches[0].data["data"]["status"] == "success"
+           and searches[0].data["data"]["result"] == [],
+           "expected one successful search with no hits", events)
+    result = done.get("result") or {}
+    expect(result.get("sources") == [], f"the completion claims sources {result.get('sources')!r}", events)
+    summary = done.get("summary") or ""
+    expect(bool(re.search(r"\b(nothing|no source|not find|no match)", summary.lower())),
+           f"summary {summary!r} does not explain that nothing was found", events)
+
+
+@then("{name:Person}'s runs in the conversation complete as iterations 1 and 2")
+async def step_iterations(context, name):
+    runs = context.world.runs_of(name)
+    frames = context.world.frames_of(name)
+    expect(len(runs) == 2 and runs[0].thread_id == runs[1].thread_id,
+           "expected two runs in one thread", frames)
+    iterations = []
+    for run in runs:
+        _run, done, _events = await ended(context, name, run)
+        iterations.append(done.get("iteration"))
+    assert_that(iterations, equal_to([1, 2]), describe(frames))
+
+
+@then("{name:Person}'s completion lists {names} as contributors")
+async def step_contributors(context, name, names):
+    _run, done, events = await ended(context, name)
+    wanted = sorted(re.split(r",\s*|\s+and\s+", names.strip()))
+    listed = done.get("contributors")
+    expect(isinstance(listed, list) and sorted(listed) == wanted,
+           f"contributors {listed!r}, expected {wanted}", events)
+
+
+@then("every contributor authored events {name:Person} received, and no one else did")
+async def step_contributors_authored(context, name):
+    run, done, events = await ended(context, name)
+    listed = set(done.get("contributors") or [])
+    expect(bool(listed), "the completion lists no contributors", events)
+    authors = Counter(f.data.get("agent_name") for f in events
+                      if f.type not in ("agent_started", "agent_completed"))
+    silent = sorted(listed - set(authors))
+    expect(not silent, f"contributors {silent} produced none of the events received", events)
+    strangers = sorted(set(authors) - listed)
+    expect(not strangers, f"events came from agents not credited: {strangers}", events)
+    ends = {f.data.get("agent_name") for f in events if f.type in ("agent_started", "agent_completed")}
+    expect(ends == {run.agent}, f"the run is opened and closed by {ends}, not the {run.agent} agent", events)
+
+
+@then("{name:Person}'s completion assesses its quality with a confidence between 0 and 1 and a method")
+async def step_quality(context, name):
+    _run, done, events = await ended(context, name)
+    expect(done.get("status") == "completed", f"the run ended {done.get('status')}", events)
+    quality = done.get("quality")
+    expect(isinstance(quality, dict), f"quality is {quality!r}", events)
+    confidence = quality.get("confidence")
+    expect(isinstance(confidence, int | float) and not isinstance(confidence, bool) and 0 <= confidence <= 1,
+           f"confidence {confidence!r} is not a number in [0, 1]", events)
+    method = quality.get("method")
+    expect(isinstance(method, str) and method.strip() != "", f"method {method!r} is empty", events)
+
+
+@then("{name:Person}'s summary is one sentence, personalised for her summary style")
+@then("{name:Person}'s summary is one sentence, personalised for his summary style")
+async def step_brief_summary(context, name):
+    _run, done, events = await ended(context, name)
+    expect(done.get("summary") == FIRST_SENTENCE,
+           f"summary {done.get('summary')!r} is not the one-sentence {FIRST_SENTENCE!r}", events)
+    expect(done.get("personalized_for") == ["summary_style"],
+           f"personalized_for is {done.get('personalized_for')!r}", events)
+
+
+@then("{name:Person}'s summary is the agent's full summary, not personalised")
+async def step_full_summary(context, name):
+    _run, done, events = await ended(context, name)
+    expect(done.get("summary") == FULL_SUMMARY, f"summary {done.get('summary')!r} is not the full summary", events)
+    expect("personalized_for" not in done, f"personalized_for is {done.get('personalized_for')!r}", events)
+
+
+@then("{name:Person}'s completion records what was learned from its best source")
+async def step_learnings(context, name):
+    _run, done, events = await ended(context, name)
+    learnings = done.get("learnings")
+    expect(isinstance(learnings, list) and len(learnings) >= 1
+           and all(isinstance(x, str) and x.strip() for x in learnings),
+           f"learnings is {learnings!r}", events)
+    sources = (done.get("result") or {}).get("sources") or []
+    expect(bool(sources), "the completion cites no source to learn from", events)
+    best = sources[0].get("title")
+    expect(any(best in x for x in learnings), f"learnings {learnings!r} do not name the best source {best!r}",
+           events)
+
+
+@then("the metrics in {name:Person}'s completion equal the events, tool calls and time she received")
+@then("the metrics in {name:Person}'s completion equal the events, tool calls and time he received")
+async def step_metrics(context, name):
+    _run, done, events = await ended(context, name)
+    metrics = done.get("metrics")
+    expect(isinstance(metrics, dict), f"metrics is {metrics!r}", events)
+    before = events[:-1]
+    received = dict(sorted(Counter(f.type for f in before).items()))
+    expect(metrics.get("event_counts") == received,
+           f"event_counts {metrics.get('event_counts')} differ from received {received}", events)
+    expect(metrics.get("events_before_completion") == len(before),
+           f"events_before_completion {metrics.get('events_before_completion')}, received {len(before)}", events)
+    tools = len(of_type(before, "tool_executing"))
+    expect(tools >= 1 and metrics.get("tool_calls") == tools,
+           f"metrics count {metrics.get('tool_calls')} tool calls, received {tools}", events)
+    thinking = len(of_type(before, "agent_thinking"))
+    expect(thinking >= 1 and metrics.get("thinking_events") == thinking,
+           f"metrics count {metrics.get('thinking_events')} thinking events, received {thinking}", events)
+    span_ms = (timestamp(events[-1]) - timestamp(events[0])).total_seconds() * 1000
+    print(f"measured: metrics duration_ms {metrics.get('duration_ms')}, event span {span_ms:.0f} ms")
+    expect(metrics.get("duration_ms") == done.get("duration_ms") and abs(metrics["duration_ms"] - span_ms) <= 150,
+           f"metrics duration_ms {metrics.get('duration_ms')} vs completion {done.get('duration_ms')} and event "
+           f"span {span_ms:.0f} ms", events)
+
+
+@then("the last event before {name:Person}'s completion is an error the run cannot recover from")
+async def step_fatal_error(context, name):
+    _run, _done, events = await ended(context, name)
+    expect(len(events) >= 2 and events[-2].type == "agent_error", "no agent_error right before the completion",
+           events)
+    expect(events[-2].data["data"].get("recoverable") is False, "the error is marked recoverable", events)
+
+
+@then('{name:Person}\'s completion reports the error code "{code}" that she was shown')
+@then('{name:Person}\'s completion reports the error code "{code}" that he was shown')
+async def step_error_code(context, name, code):
+    _run, done, events = await ended(context, name)
+    shown = [f.data["data"].get("code") for f in of_type(events, "agent_error")]
+    expect(shown == [code], f"errors shown: {shown}, expected [{code!r}]", events)
+    error = done.get("error") or {}
+    expect(error.get("code") == code, f"the completion's error is {done.get('error')!r}", events)
+
+
+@then("{name:Person}'s completion carries the partial result produced before the limit, promptly")
+async def step_partial_result(context, name):
+    run, done, events = await ended(context, name)
+    calcs = [f for f in tool_results(events) if f.data["data"]["tool_name"] == "calculator"]
+    expect(len(calcs) == 1 and calcs[0].data["data"]["status"] == "success", "expected one calculation", events)
+    produced = calcs[0].data["data"]["result"]
+    expect(done.get("result") == {"last_tool": "calculator", "result": produced},
+           f"result {done.get('result')!r} is not the partial result {produced!r}", events)
+    limit_s = float(done.get("timeout_s") or 0)
+    elapsed = events[-1].at - run.sent_at
+    print(f"measured: timeout completion {elapsed * 1000:.0f} ms after the request (limit {limit_s:g} s)")
+    expect(limit_s > 0 and elapsed <= limit_s + 1.0,
+           f"the completion came {elapsed:.2f} s after the request; the limit is {limit_s:g} s", events)
+    expect("limit" in (done.get("summary") or ""), f"summary {done.get('summary')!r} does not explain", events)
+
+
+@then("{name:Person}'s completion names the database as unavailable and keeps the rest of the analysis")
+async def step_database_unavailable(context, name):
+    _run, done, events = await ended(context, name)
+    sql = [f.data["data"] for f in tool_results(events) if f.data["data"]["tool_name"] == "sql_query"]
+    expect(len(sql) == 1 and sql[0]["status"] != "success", "expected one failed SQL call", events)
+    expect(done.get("unavailable") == ["database"], f"unavailable is {done.get('unavailable')!r}", events)
+    expect("database" in (done.get("summary") or ""), f"summary {done.get('summary')!r} does not name it", events)
+    result = done.get("result") or {}
+    expect(bool(result.get("summary")) and "query" not in result,
+           f"result keys {sorted(result)}: expected the dataset analysis only", events)
+
+
+@then("{name:Person}'s completion records the tool errors she saw as recovered from")
+@then("{name:Person}'s completion records the tool errors he saw as recovered from")
+async def step_recovered(context, name):
+    _run, done, events = await ended(context, name)
+    seen = recovered_codes(events)
+    expect(len(seen) >= 1, "no error was shown, so there was nothing to recover from", events)
+    expect(sorted(done.get("recovered_from") or []) == sorted(seen),
+           f"recovered_from {done.get('recovered_from')!r}, errors shown {seen}", events)
+    results = tool_results(events)
+    last_failure = max(i for i, f in enumerate(results) if f.data["data"]["status"] not in ("success", "rolled_back"))
+    expect(any(f.data["data"]["status"] == "success" for f in results[last_failure + 1:]),
+           "no tool succeeded after the last failure", events)
+
+
+@then("{name:Person} is asked for approval, and the agent waits for her answer")
+@then("{name:Person} is asked for approval, and the agent waits for his answer")
+async def step_asked(context, name):
+    run = context.world.last_run(name)
+    asked = await run.client.wait_for(lambda f: f.type == "approval_required" and f.data.get("run_id") == run.run_id,
+                                      10, "approval_required")
+    question = asked.data["data"].get("question")
+    expect(isinstance(question, str) and question.strip() != "" and asked.data["data"].get("approval_id"),
+           f"the approval request has no question or id: {asked.raw}", run.client.frames)
+    await run.client.request({"type": "ping"})
+    await context.world.settle(GRACE_S)
+    after = [f for f in run.client.events(run_id=run.run_id) if f.index > asked.index]
+    expect(not after, "the agent went on without an answer", run.client.frames)
+
+
+async def approval_listed(context, name: str, approved: bool) -> None:
+    run, done, events = await ended(context, name)
+    asked = of_type(events, "approval_required")
+    expect(len(asked) == 1, f"{len(asked)} approval requests", events)
+    listed = done.get("approvals")
+    expect(isinstance(listed, list) and len(listed) == 1, f"approvals is {listed!r}", events)
+    expect(listed[0].get("approval_id") == asked[0].data["data"]["approval_id"]
+           and listed[0].get("approved") is approved,
+           f"approvals {listed!r} do not record approval {asked[0].data['data']['approval_id']} as {approved}",
+           events)
+
+
+@then("{name:Person}'s completion lists the approval she gave")
+@then("{name:Person}'s completion lists the approval he gave")
+async def step_approval_given(context, name):
+    await approval_listed(context, name, True)
+
+
+@then("{name:Person}'s completion lists the approval she declined")
+@then("{name:Person}'s completion lists the approval he declined")
+async def step_approval_declined(context, name):
+    await approval_listed(context, name, False)
+
+
+@then("the agent did no work after {name:Person} declined")
+async def step_no_work_after_decline(context, name):
+    _run, _done, events = await ended(context, name)
+    asked = [i for i, f in enumerate(events) if f.type == "approval_required"]
+    expect(len(asked) == 1, "expected one approval request", events)
+    after = [f.type for f in events[asked[0] + 1:]]
+    expect(after == ["agent_completed"], f"after the decline the agent still sent {after}", events)
+
+
+@then("{name:Person} sees each booking undone, newest first, after the failed payment")
+async def step_rolled_back(context, name):
+    _run, _done, events = await ended(context, name)
+    results = [f.data["data"] for f in tool_results(events)]
+    failures = [i for i, r in enumerate(results) if r["status"] == "error"]
+    expect(len(failures) == 1, f"expected one failed step, got {len(failures)}", events)
+    failed_at = failures[0]
+    booked = [r["tool_call_id"] for r in results[:failed_at] if r["status"] == "success"]
+    expect(len(booked) == 2, f"expected two bookings before the failure, got {booked}", events)
+    undos = [(i, r) for i, r in enumerate(results) if r["tool_name"] == "undo"]
+    expect(all(i > failed_at for i, _r in undos), "an undo came before the failure", events)
+    expect(all(r["status"] == "rolled_back" for _i, r in undos), "an undo is not rolled_back", events)
+    undone = [r.get("compensates") for _i, r in undos]
+    expect(undone == list(reversed(booked)), f"undone {undone}, expected {list(reversed(booked))}", events)
+    expect(all((r.get("result") or {}).get("rolled_back") == r.get("compensates") for _i, r in undos),
+           "an undo's result names another call than the one it compensates", events)
+    retried = [r for r in results[undos[-1][0] + 1:] if r["status"] == "success"] if undos else []
+    expect(bool(retried), "no successful retry after the rollback", events)

@@ -1,0 +1,117 @@
+"""Reading tool calls from what a user received, for the tool scenarios (features/steps/tools*.py).
+
+A tool call is one ``tool_executing`` (the announcement) closed by one ``tool_completed`` with
+the same ``tool_call_id``; in between there may be ``tool_progress`` notices. Every helper that
+fails raises an AssertionError that lists the frames received.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import parse
+
+from .client import Frame, describe
+
+RUN_TIMEOUT_S = 20
+# After the defined end of what we wait for, how long a stray event would still have to arrive.
+GRACE_S = 0.3
+
+# -- what the scripted agents use, and the checks compare with -----------------------------
+EMAIL = "jane.roe@example.com"
+CARD = "4111 1111 1111 1111"
+NOTE_EMAIL = "ada.k@example.com"
+SQL_FIRST_CUSTOMERS = "SELECT id, name, country FROM customers ORDER BY id LIMIT 3"
+WEATHER = {"city": "Lisbon", "forecast": [{"day": "Mon", "high_c": 24, "low_c": 16},
+                                          {"day": "Tue", "high_c": 22, "low_c": 15}]}
+TOOL_FOLLOW_UP = {"search": ["Compare Mars with Jupiter"], "calculator": ["Convert the distance to miles"]}
+RUN_FOLLOW_UP = ["Ask how long a trip to Mars takes"]
+PAY_PURPOSE = "pay the invoice"
+RESERVE_PURPOSE = "reserve two seats"
+PAY_CARD_PURPOSE = "take the payment"
+LARGE_FIGURE = "9e15"  # 4 characters in the file, 18 in the JSON result ("9000000000000000.0")
+
+
+# -- parse types: "calculator", "custom.greet", "second calculator", 1647.01 -----------------
+_TOOL = r"[a-z_]+(?:\.[a-z0-9_]+)?"
+_ORDINALS = {"first": 0, "second": 1, "third": 2, "last": -1}
+
+
+@parse.with_pattern(_TOOL)
+def parse_tool(text: str) -> str:
+    return text
+
+
+@parse.with_pattern(r"(?:(?:first|second|third|last) )?" + _TOOL)
+def parse_tool_call(text: str) -> tuple[int, str]:
+    """ "calculator" -> (0, "calculator"); "second custom.discount" -> (1, "custom.discount")."""
+    word, _, rest = text.partition(" ")
+    return (_ORDINALS[word], rest) if rest else (0, word)
+
+
+@parse.with_pattern(r"-?\d+(?:\.\d+)?")
+def parse_number(text: str) -> int | float:
+    return float(text) if "." in text else int(text)
+
+
+# -- reading what the user received -----------------------------------------------------------
+def fail(problem: str, frames: list[Frame]) -> AssertionError:
+    return AssertionError(f"{problem}\n{describe(frames)}")
+
+
+def data(frame: Frame) -> dict[str, Any]:
+    return frame.data.get("data") or {}
+
+
+def calls_of(events: list[Frame], tool_name: str | None = None) -> list[Frame]:
+    """tool_executing events, in the order received (optionally of one tool)."""
+    return [f for f in events if f.type == "tool_executing"
+            and (tool_name is None or data(f).get("tool_name") == tool_name)]
+
+
+def completions_of(events: list[Frame], call: Frame) -> list[Frame]:
+    cid = data(call).get("tool_call_id")
+    return [f for f in events if f.type == "tool_completed" and data(f).get("tool_call_id") == cid]
+
+
+def the_call(events: list[Frame], which: tuple[int, str]) -> Frame:
+    index, tool_name = which
+    found = calls_of(events, tool_name)
+    if not found or (index >= 0 and len(found) <= index):
+        raise fail(f"expected at least {max(index, 0) + 1} {tool_name} call(s), got {len(found)}", events)
+    return found[index]
+
+
+def completion(events: list[Frame], call: Frame) -> Frame:
+    done = completions_of(events, call)
+    if len(done) != 1:
+        raise fail(f"{data(call).get('tool_name')} call {data(call).get('tool_call_id')} has {len(done)} "
+                   "tool_completed events, expected exactly one", events)
+    return done[0]
+
+
+def call_for(events: list[Frame], purpose: str) -> Frame:
+    """The one tool call the agent made for this purpose."""
+    found = [c for c in calls_of(events) if data(c).get("purpose") == purpose]
+    if len(found) != 1:
+        raise fail(f"{len(found)} tool calls to {purpose}, expected one", events)
+    return found[0]
+
+
+def raw_of(context, name: str) -> list[Frame]:
+    return context.world.frames_of(name)
+
+
+async def run_events(context, name: str) -> tuple[Any, list[Frame], Frame]:
+    """The person's last run once its agent_completed arrived: (run, its events, the completion)."""
+    run = context.world.last_run(name)
+    end = await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    return run, run.client.events(run_id=run.run_id), end
+
+
+async def defined_end(context, name: str) -> None:
+    """After the run ended: a ping answered on each connection, then a short grace."""
+    for client in context.world.person(name).clients:
+        if client.connected:
+            await client.request({"type": "ping"})
+    await context.world.settle(GRACE_S)
