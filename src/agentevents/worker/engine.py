@@ -136,9 +136,10 @@ class ExecutionEngine:
         if ctx.preferences:
             extra.setdefault("personalized_for", sorted(ctx.preferences))
             summary = personalize_summary(summary, ctx.preferences)
+        # The run's slot is free before the user hears it ended, so an immediate next start fits.
+        await self._finish(run, outcome.status, duration_ms)
         await bridge.completed(outcome.status, result=outcome.result, summary=summary,
                                duration_ms=duration_ms, **extra)
-        await self._finish(run, outcome.status, duration_ms)
         return outcome.status
 
     async def _refuse(self, run: RunContext, bridge: EventBridge, exc: Exception, started: float) -> str:
@@ -146,9 +147,9 @@ class ExecutionEngine:
         message = str(exc) if not isinstance(exc, UnknownAgent) else f"unknown agent {run.agent_type!r}"
         await bridge.error("agent_init_failed", message, recoverable=False)
         duration_ms = int((time.monotonic() - started) * 1000)
+        await self._finish(run, "failed", duration_ms)
         await bridge.completed("failed", result=None, summary=f"The agent could not start: {message}",
                                duration_ms=duration_ms, error={"code": "agent_init_failed", "message": message})
-        await self._finish(run, "failed", duration_ms)
         return "failed"
 
     async def _finish(self, run: RunContext, status: str, duration_ms: int) -> None:
