@@ -1,0 +1,514 @@
+"""Steps about who receives what: several devices of one user, several users at once, crowds,
+subscriptions, source addresses, and the gateway's bookkeeping of connections.
+
+Every negative check waits for a defined end (the runs' agent_completed and a ping's pong on
+each connection) plus a short grace, then looks at every frame the connection received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import urllib.request
+
+import orjson
+import parse
+from behave import given, register_type, then, when
+from hamcrest import assert_that, empty, equal_to, has_length
+
+from agentevents.testing.client import describe
+from agentevents.testing.matchers import follows_lifecycle, gapless_seqs, only_events_of
+from agentevents.testing.parse_types import register_all
+from agentevents.testing.scripts import register, steps
+
+register_all()
+
+RUN_TIMEOUT_S = 20
+GRACE_S = 0.3
+# How many connections to open at once when a crowd connects (a 2-core machine, shared).
+CONNECT_BATCH = 50
+
+
+@parse.with_pattern(r"laptop|phone")
+def parse_device(text: str) -> str:
+    return text
+
+
+register_type(Device=parse_device)
+
+
+# -- scripted behaviours ------------------------------------------------------------------------
+
+def agent_thought(agent: str, i: int, n: int) -> str:
+    """What the named agent thinks at step i of n: its name is in the text, so a mix-up shows."""
+    return f"{agent} thought {i} of {n}"
+
+
+def _thinks_as(n: int, agent: str, pause: float) -> dict:
+    items: list[dict] = []
+    for i in range(1, n + 1):
+        items.append({"think": agent_thought(agent, i, n), "agent": agent})
+        if i < n:
+            items.append({"sleep": pause})
+    return steps(*items)
+
+
+register('thinks {n:d} times as "{agent}", {pause:g} seconds apart', _thinks_as)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+def _devices(context, name: str) -> dict:
+    return context.world.notes.setdefault("devices", {}).setdefault(name, {})
+
+
+def _device(context, name: str, device: str):
+    found = _devices(context, name).get(device)
+    if found is None:
+        raise AssertionError(f"{name} has no {device} connection")
+    return found
+
+
+def _group(context) -> list[str]:
+    group = context.world.notes.get("group")
+    if not group:
+        raise AssertionError("no group of people was connected in this scenario")
+    return group
+
+
+async def _quiet(world, client) -> None:
+    """The defined end on one connection: a ping answered, then the grace."""
+    answer = await client.request({"type": "ping"})
+    assert answer.type == "pong", f"{client.name}: ping not answered: {answer.raw}"
+    await world.settle(GRACE_S)
+
+
+async def _all_runs_ended(world, names) -> None:
+    runs = [r for n in names for r in world.runs_of(n)]
+    await asyncio.gather(*(r.client.wait_run_end(r.run_id, RUN_TIMEOUT_S) for r in runs))
+
+
+async def _connect_many(world, names_and_kwargs) -> list:
+    clients = []
+    for i in range(0, len(names_and_kwargs), CONNECT_BATCH):
+        batch = names_and_kwargs[i:i + CONNECT_BATCH]
+        clients += await asyncio.gather(*(world.connect(n, **kw) for n, kw in batch))
+    return clients
+
+
+def _percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
+
+
+# -- several devices of one user -----------------------------------------------------------------
+
+@given("{name:Person} is connected on her {first:Device} and on her {second:Device}")
+@given("{name:Person} is connected on his {first:Device} and on his {second:Device}")
+async def step_two_devices(context, name, first, second):
+    world = context.world
+    for device in (first, second):
+        _devices(context, name)[device] = await world.connect(name)
+
+
+@when('{name:Person} asks the {agent:Agent} agent "{message}" again in that conversation from her {device:Device}')
+@when('{name:Person} asks the {agent:Agent} agent "{message}" again in that conversation from his {device:Device}')
+async def step_ask_again_from_device(context, name, agent, message, device):
+    world = context.world
+    await world.start(name, agent, message, thread_id=world.last_run(name).thread_id,
+                      client=_device(context, name, device))
+
+
+@when('{name:Person} asks the {agent:Agent} agent "{message}" from her {device:Device}')
+@when('{name:Person} asks the {agent:Agent} agent "{message}" from his {device:Device}')
+async def step_ask_from_device(context, name, agent, message, device):
+    await context.world.start(name, agent, message, client=_device(context, name, device))
+
+
+@then("{name:Person}'s {device:Device} receives only the events of its own conversation, complete")
+async def step_device_only_own(context, name, device):
+    world = context.world
+    client = _device(context, name, device)
+    own = [r for r in world.runs_of(name) if r.client is client]
+    assert own, f"{name} started nothing from her {device}"
+    await _all_runs_ended(world, [name])
+    for other in _devices(context, name).values():
+        await _quiet(world, other)
+    threads = {r.thread_id for r in own}
+    events = client.events()
+    assert_that(events, only_events_of(world.person(name).user_id, threads))
+    assert_that(events, gapless_seqs(start=1))
+    for run in own:
+        assert_that(client.events(run_id=run.run_id), follows_lifecycle())
+
+
+@when("{name:Person}'s {device:Device} follows that conversation")
+async def step_device_follows(context, name, device):
+    world = context.world
+    client = _device(context, name, device)
+    thread_id = world.last_run(name).thread_id
+    answer = await client.request({"type": "subscribe", "thread_id": thread_id})
+    assert answer.type == "subscribed", f"subscribe refused: {answer.raw}"
+
+
+@when("{name:Person}'s {device:Device} stops following that conversation")
+async def step_device_unfollows(context, name, device):
+    world = context.world
+    client = _device(context, name, device)
+    thread_id = world.last_run(name).thread_id
+    # Whatever the earlier run still sends must have reached the device before it stops following.
+    for run in world.runs_of(name):
+        await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    answer = await client.request({"type": "unsubscribe", "thread_id": thread_id})
+    assert answer.type == "unsubscribed", f"unsubscribe refused: {answer.raw}"
+    assert answer.data.get("was_subscribed") is True, f"the {device} was not following the thread: {answer.raw}"
+    world.notes.setdefault("unfollowed_at", {})[(name, device)] = len(client.frames)
+
+
+@then("{name:Person}'s {device:Device} receives that run's agent_started")
+async def step_device_gets_started(context, name, device):
+    world = context.world
+    client = _device(context, name, device)
+    run = world.last_run(name)
+    assert run.client is not client, "the run was started from this device; the check needs the other one"
+    started = await client.wait_for(lambda f: f.type == "agent_started" and f.data.get("run_id") == run.run_id,
+                                    5, f"agent_started of run {run.run_id[:8]}")
+    assert_that(started.data["thread_id"], equal_to(run.thread_id), client.describe())
+    assert_that(started.data["data"]["agent_type"], equal_to(run.agent), client.describe())
+    await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    await _quiet(world, client)
+    assert_that(client.events(run_id=run.run_id, types=("agent_started",)), has_length(1), client.describe())
+
+
+@then("{name:Person}'s {device:Device} receives nothing of that run")
+async def step_device_nothing(context, name, device):
+    world = context.world
+    client = _device(context, name, device)
+    run = world.last_run(name)
+    since = world.notes.get("unfollowed_at", {}).get((name, device))
+    assert since is not None, f"{name}'s {device} never stopped following"
+    await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    await _quiet(world, client)
+    leaked = [f for f in client.frames[since:] if f.data.get("thread_id") == run.thread_id
+              or f.data.get("run_id") == run.run_id]
+    assert not leaked, f"the {device} still received the thread after unsubscribing:\n{describe(leaked)}"
+
+
+@then("{name:Person}'s {device:Device} receives that whole run")
+async def step_device_whole_run(context, name, device):
+    client = _device(context, name, device)
+    run = context.world.last_run(name)
+    assert run.client is client, f"the last run was not started from {name}'s {device}"
+    await client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    assert_that(client.events(run_id=run.run_id), follows_lifecycle())
+
+
+# -- two users at once ----------------------------------------------------------------------------
+
+@when('{first:Person} and {second:Person} ask the {agent:Agent} agent "{message}" at the same moment')
+async def step_two_ask_at_once(context, first, second, agent, message):
+    world = context.world
+    await asyncio.gather(world.start(first, agent, message), world.start(second, agent, message))
+
+
+@then("neither {first:Person} nor {second:Person} sees any identifier of the other's runs")
+async def step_no_identifiers(context, first, second):
+    world = context.world
+    await _all_runs_ended(world, [first, second])
+    for name in (first, second):
+        for client in world.person(name).clients:
+            await _quiet(world, client)
+    for me, other in ((first, second), (second, first)):
+        secrets = {world.person(other).user_id} | {r.thread_id for r in world.runs_of(other)} \
+            | {r.run_id for r in world.runs_of(other)}
+        assert world.runs_of(other), f"{other} started no run"
+        seen = [f for f in world.frames_of(me) if any(s in f.raw for s in secrets)]
+        assert not seen, f"{me} saw identifiers of {other}'s runs:\n{describe(seen)}"
+
+
+# -- one user, several runs at once ----------------------------------------------------------------
+
+@when('{name:Person} asks the {agent:Agent} agent "{message}" {n:d} times at once')
+async def step_ask_n_at_once(context, name, agent, message, n):
+    world = context.world
+    await asyncio.gather(*(world.start(name, agent, message) for _ in range(n)))
+
+
+@then("{name:Person}'s {n:d} runs each have their own run id and conversation")
+async def step_distinct_runs(context, name, n):
+    runs = context.world.runs_of(name)
+    assert_that(runs, has_length(n), describe(context.world.frames_of(name)))
+    assert_that(len({r.run_id for r in runs}), equal_to(n), describe(context.world.frames_of(name)))
+    assert_that(len({r.thread_id for r in runs}), equal_to(n), describe(context.world.frames_of(name)))
+
+
+@then("each of {name:Person}'s runs receives exactly one agent_started, in its own conversation")
+async def step_one_started_each(context, name):
+    world = context.world
+    await _all_runs_ended(world, [name])
+    for client in world.person(name).clients:
+        await _quiet(world, client)
+    for run in world.runs_of(name):
+        started = [f for f in world.events_of(name) if f.type == "agent_started"
+                   and f.data.get("run_id") == run.run_id]
+        assert len(started) == 1, f"run {run.run_id[:8]}: {len(started)} agent_started\n{describe(started)}"
+        assert started[0].data["thread_id"] == run.thread_id, \
+            f"run {run.run_id[:8]} started in thread {started[0].data['thread_id']}, not {run.thread_id}"
+        assert started[0].data["data"]["agent_type"] == run.agent, describe(started)
+
+
+@then("each of {name:Person}'s runs follows the lifecycle")
+async def step_each_lifecycle(context, name):
+    world = context.world
+    runs = world.runs_of(name)
+    assert runs, f"{name} started no run"
+    for run in runs:
+        await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+        assert_that(run.client.events(run_id=run.run_id), follows_lifecycle())
+
+
+@when('{name:Person} asks the {first:Agent} agent "{m1}" and the {second:Agent} agent "{m2}" at the same time')
+async def step_two_agents_at_once(context, name, first, m1, second, m2):
+    world = context.world
+    await asyncio.gather(world.start(name, first, m1), world.start(name, second, m2))
+
+
+@then("every event of {name:Person}'s runs is labelled with its own conversation")
+async def step_labelled(context, name):
+    world = context.world
+    await _all_runs_ended(world, [name])
+    runs = world.runs_of(name)
+    assert len({r.thread_id for r in runs}) == len(runs), "two runs share a conversation"
+    thread_of = {r.run_id: r.thread_id for r in runs}
+    run_of = {r.thread_id: r.run_id for r in runs}
+    wrong = [f for f in world.events_of(name)
+             if thread_of.get(f.data.get("run_id")) != f.data.get("thread_id")
+             or run_of.get(f.data.get("thread_id")) != f.data.get("run_id")]
+    assert not wrong, f"events in the wrong conversation:\n{describe(wrong)}"
+    for run in runs:
+        assert run.client.events(run_id=run.run_id), f"run {run.run_id[:8]} delivered nothing"
+
+
+@then("each conversation's start names the agent that runs in it")
+async def step_start_names_agent(context):
+    world = context.world
+    assert world.runs, "no run was started"
+    for run in world.runs:
+        started = await run.client.wait_for(
+            lambda f, r=run: f.type == "agent_started" and f.data.get("thread_id") == r.thread_id,
+            RUN_TIMEOUT_S, f"agent_started in thread {run.thread_id[:8]}")
+        assert_that(started.data["data"]["agent_type"], equal_to(run.agent), run.client.describe())
+        assert_that(started.data["run_id"], equal_to(run.run_id), run.client.describe())
+
+
+# -- groups of people -------------------------------------------------------------------------------
+
+@given("{n:d} people are connected")
+async def step_crowd(context, n):
+    world = context.world
+    names = [f"Person{i:03d}" for i in range(1, n + 1)]
+    await _connect_many(world, [(name, {}) for name in names])
+    world.notes["group"] = names
+
+
+@given("these people are connected from their own addresses and regions")
+async def step_people_from(context):
+    world = context.world
+    names = []
+    for row in context.table:
+        name, address, region = row["person"], row["address"], row["region"]
+        client = await world.connect(name, local_addr=(address, 0), extra_headers={"X-Region": region})
+        local = client.ws.local_address[0]
+        assert local == address, f"{name} connected from {local}, not {address}"
+        names.append(name)
+    world.notes["group"] = names
+
+
+@when('each of them asks the {agent:Agent} agent "{message}" at the same moment')
+async def step_group_asks(context, agent, message):
+    world = context.world
+    await asyncio.gather(*(world.start(name, agent, message) for name in _group(context)))
+
+
+@then("every one of them receives agent_started within {limit:Duration}")
+async def step_group_started_within(context, limit):
+    world = context.world
+    names = _group(context)
+
+    async def wait_started(name):
+        run = world.last_run(name)
+        frame = await run.client.wait_for(lambda f: f.type == "agent_started" and f.data.get("run_id") == run.run_id,
+                                          max(limit * 4, 10), f"{name}'s agent_started")
+        return frame.at - run.sent_at
+
+    waits = await asyncio.gather(*(wait_started(n) for n in names))
+    world.notes["started_waits"] = waits
+    print(f"measured: agent_started for {len(waits)} users: p50 {_percentile(waits, 0.5) * 1000:.1f} ms, "
+          f"p95 {_percentile(waits, 0.95) * 1000:.1f} ms, max {max(waits) * 1000:.1f} ms")
+    late = sorted((w, n) for w, n in zip(waits, names, strict=True) if w > limit)
+    assert not late, f"{len(late)} of {len(names)} agent_started later than {limit * 1000:.0f} ms: " \
+        + ", ".join(f"{n} {w * 1000:.0f} ms" for w, n in late[-10:])
+
+
+@then("the 95th percentile of those waits is under {limit:Duration}")
+async def step_p95(context, limit):
+    waits = context.world.notes.get("started_waits")
+    assert waits, "no waits were measured"
+    p95 = _percentile(waits, 0.95)
+    print(f"measured: p95 {p95 * 1000:.1f} ms (limit {limit * 1000:.0f} ms)")
+    assert p95 < limit, f"p95 of agent_started is {p95 * 1000:.1f} ms; the limit is {limit * 1000:.0f} ms"
+
+
+@then("each of them receives exactly one agent_started, for their own conversation")
+async def step_group_one_started(context):
+    world = context.world
+    names = _group(context)
+    await _all_runs_ended(world, names)
+    for name in names:
+        run = world.last_run(name)
+        await _quiet(world, run.client)
+        started = [f for f in world.events_of(name) if f.type == "agent_started"]
+        assert len(started) == 1, f"{name} received {len(started)} agent_started\n{describe(started)}"
+        assert_that(started[0].data["run_id"], equal_to(run.run_id), run.client.describe())
+        assert_that(started[0].data["thread_id"], equal_to(run.thread_id), run.client.describe())
+        assert_that(started[0].data["user_id"], equal_to(world.person(name).user_id), run.client.describe())
+
+
+@then("each of them receives nothing of the others' runs")
+async def step_group_nothing_of_others(context):
+    world = context.world
+    names = _group(context)
+    await _all_runs_ended(world, names)
+    for name in names:
+        for client in world.person(name).clients:
+            await _quiet(world, client)
+    for name in names:
+        person = world.person(name)
+        own_threads = {r.thread_id for r in world.runs_of(name)}
+        assert_that(world.events_of(name), only_events_of(person.user_id, own_threads))
+        others = {world.person(o).user_id for o in names if o != name}
+        others |= {r.thread_id for o in names if o != name for r in world.runs_of(o)}
+        seen = [f for f in world.frames_of(name) if any(s in f.raw for s in others)]
+        assert_that(seen, empty(), describe(seen))
+
+
+@then("each of them receives a complete run, in order")
+async def step_group_complete(context):
+    world = context.world
+    for name in _group(context):
+        run = world.last_run(name)
+        await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+        events = run.client.events(run_id=run.run_id)
+        assert_that(events, follows_lifecycle())
+        assert_that(events, gapless_seqs(start=1))
+        assert_that(len(events), equal_to(events[-1].data["data"]["event_count"]), describe(events))
+
+
+# -- the gateways' bookkeeping -------------------------------------------------------------------
+
+def _gateway_ports() -> dict[str, int]:
+    from agentevents.stack import native
+    return dict(native.GATEWAYS)
+
+
+def _gateway_state() -> dict[str, tuple[int, int]]:
+    """Per gateway: (open connections it reports, file descriptors of its process)."""
+    import psutil
+
+    from agentevents.stack import native
+    state = {}
+    for name, port in _gateway_ports().items():
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+            connections = int(orjson.loads(resp.read())["connections"])
+        state[name] = (connections, psutil.Process(native.component_pid(name)).num_fds())
+    return state
+
+
+@given("the open connections and file descriptors of each gateway are noted")
+async def step_note_gateways(context):
+    context.world.notes["gateway_baseline"] = await asyncio.to_thread(_gateway_state)
+    print(f"measured: baseline (connections, fds) per gateway: {context.world.notes['gateway_baseline']}")
+
+
+@when("{n:d} connections are opened and then closed")
+async def step_open_close(context, n):
+    world = context.world
+    baseline = world.notes["gateway_baseline"]
+    clients = await _connect_many(world, [(f"Visitor{i % 20:02d}", {}) for i in range(n)])
+    peak = await asyncio.to_thread(_gateway_state)
+    print(f"measured: with {n} connections open (connections, fds): {peak}")
+    opened = sum(c for c, _ in peak.values()) - sum(c for c, _ in baseline.values())
+    assert opened >= n, f"the gateways report {opened} more connections, not {n}: {peak} vs {baseline}"
+    await asyncio.gather(*(c.close() for c in clients))
+    for client in clients:
+        assert not client.connected, f"{client.name} is still open"
+
+
+async def _back_to_baseline(context, index: int, what: str, slack: int) -> None:
+    baseline = context.world.notes["gateway_baseline"]
+    deadline = time.monotonic() + 15
+    while True:
+        now = await asyncio.to_thread(_gateway_state)
+        over = {g: (now[g][index], baseline[g][index]) for g in baseline if now[g][index] > baseline[g][index] + slack}
+        if not over:
+            print(f"measured: {what} per gateway after closing: "
+                  f"{ {g: now[g][index] for g in now} } (baseline { {g: baseline[g][index] for g in baseline} })")
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not return to baseline within 15 s (now, baseline): {over}")
+        await asyncio.sleep(0.2)  # polling a condition with a deadline, not waiting for time to pass
+
+
+@then("each gateway's open connections return to their baseline")
+async def step_connections_back(context):
+    await _back_to_baseline(context, 0, "open connections", slack=0)
+
+
+@then("each gateway's file descriptors return to their baseline")
+async def step_fds_back(context):
+    # A database pool may reconnect in the background: a handful of descriptors is not a leak of 200.
+    await _back_to_baseline(context, 1, "file descriptors", slack=3)
+
+
+# -- two agents of one user thinking at once --------------------------------------------------------
+
+@then("{name:Person}'s two agents thought at the same time")
+async def step_overlap(context, name):
+    world = context.world
+    runs = world.runs_of(name)
+    assert len(runs) == 2, f"{name} started {len(runs)} runs, not 2"
+    await _all_runs_ended(world, [name])
+    spans = []
+    for run in runs:
+        thoughts = run.client.events(run_id=run.run_id, types=("agent_thinking",))
+        assert thoughts, f"run {run.run_id[:8]} delivered no thought\n{run.client.describe()}"
+        spans.append((thoughts[0].at, thoughts[-1].at))
+    (a0, a1), (b0, b1) = spans
+    assert a0 < b1 and b0 < a1, "the two agents did not think at the same time; the check needs overlap"
+
+
+@then("each of {name:Person}'s thoughts carries the run, conversation and agent its text came from")
+async def step_thoughts_attributed(context, name):
+    world = context.world
+    runs = world.runs_of(name)
+    await _all_runs_ended(world, [name])
+    pattern = parse.compile("{agent} thought {i:d} of {n:d}")
+    authors = {}
+    for run in runs:
+        thoughts = run.client.events(run_id=run.run_id, types=("agent_thinking",))
+        texts = [pattern.parse(f.data["data"]["reasoning"]) for f in thoughts]
+        assert all(texts), f"a thought of run {run.run_id[:8]} is not the script's text\n{describe(thoughts)}"
+        names = {t["agent"] for t in texts}
+        assert len(names) == 1, f"run {run.run_id[:8]} carries thoughts of {sorted(names)}\n{describe(thoughts)}"
+        author = names.pop()
+        authors[run.run_id] = author
+        n = texts[0]["n"]
+        assert [t["i"] for t in texts] == list(range(1, n + 1)), \
+            f"run {run.run_id[:8]}: thoughts {[t['i'] for t in texts]} of {n}\n{describe(thoughts)}"
+        wrong = [f for f in thoughts if f.data["thread_id"] != run.thread_id or f.data["agent_name"] != author]
+        assert not wrong, f"thoughts of {author} with the wrong conversation or agent:\n{describe(wrong)}"
+    assert len(set(authors.values())) == len(runs), f"the runs did not think as different agents: {authors}"
+    known = {r.run_id for r in runs}
+    strays = [f for f in world.events_of(name) if f.type == "agent_thinking" and f.data.get("run_id") not in known]
+    assert not strays, f"thoughts of unknown runs:\n{describe(strays)}"

@@ -1,0 +1,510 @@
+"""Steps about a run's life against the odds: what a start announces, refused and failed
+starts, expiring tokens, restarted gateways, cut networks, a frozen database, and a gateway's
+memory under a stream of thoughts.
+
+@fault steps break a component of the native stack (and heal it); @internals steps read the
+stack's PostgreSQL and process table. Connections to PostgreSQL are opened and closed inside
+the step that needs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from urllib.parse import urlsplit
+
+import parse
+from behave import given, register_type, then, when
+from hamcrest import assert_that, equal_to, has_length
+
+from agentevents.auth import issue_token
+from agentevents.testing.client import HandshakeRefused, RecordingClient, describe
+from agentevents.testing.matchers import follows_lifecycle, gapless_seqs, has_envelope
+from agentevents.testing.netem import TcpProxy
+from agentevents.testing.parse_types import register_all
+from agentevents.testing.scripts import register, script_for, steps
+
+register_all()
+
+RUN_TIMEOUT_S = 20
+GRACE_S = 0.3
+
+ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5}
+
+
+@parse.with_pattern("|".join(ORDINALS))
+def parse_ordinal(text: str) -> int:
+    return ORDINALS[text]
+
+
+register_type(Ordinal=parse_ordinal)
+
+register("cannot be created", lambda: steps(fail_on_init="the model behind this agent is not available"))
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+async def _quiet(world, client) -> None:
+    answer = await client.request({"type": "ping"})
+    assert answer.type == "pong", f"{client.name}: ping not answered: {answer.raw}"
+    await world.settle(GRACE_S)
+
+
+def _established(client: RecordingClient):
+    for frame in client.frames:
+        if frame.type == "connection_established":
+            return frame
+    raise AssertionError(f"{client.name} has no connection_established\n{client.describe()}")
+
+
+async def _whole_run_once(world, name, timeout_s: float = RUN_TIMEOUT_S):
+    """The person's last run over all her connections: every event exactly once, in order."""
+    run = world.last_run(name)
+    clients = world.person(name).clients
+    end = await clients[-1].wait_run_end(run.run_id, timeout_s)
+    events = [f for c in clients for f in c.events(run_id=run.run_id)]
+    assert_that(events, follows_lifecycle())
+    assert_that(events, gapless_seqs(start=1))
+    ids = [f.data["event_id"] for f in events]
+    assert len(ids) == len(set(ids)), f"an event arrived twice\n{describe(events)}"
+    assert_that(len(events), equal_to(end.data["data"]["event_count"]), describe(events))
+    return run, events
+
+
+# -- what a start announces ---------------------------------------------------------------------
+
+@then("{name:Person}'s agent_started names her run, her conversation, herself and the {agent:Agent} agent")
+@then("{name:Person}'s agent_started names his run, his conversation, himself and the {agent:Agent} agent")
+async def step_started_names(context, name, agent):
+    world = context.world
+    run = world.last_run(name)
+    started = await run.client.wait_for(lambda f: f.type == "agent_started" and f.data.get("run_id") == run.run_id,
+                                        5, "agent_started")
+    assert_that(started.data["data"].get("agent_type"), equal_to(agent), run.client.describe())
+    assert_that(started.data["agent_name"], equal_to(agent), run.client.describe())
+    assert_that([started], has_envelope(user_id=world.person(name).user_id, thread_id=run.thread_id))
+    assert_that(started.data["run_id"], equal_to(run.run_id), run.client.describe())
+
+
+@then("every {event:EventType} {name:Person} received matches the published schema")
+async def step_schema(context, event, name):
+    from jsonschema import ValidationError
+
+    from agentevents.protocol.schemas import validate_server_frame
+    world = context.world
+    for run in world.runs_of(name):
+        await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    frames = [f for f in world.events_of(name) if f.type == event]
+    assert frames, f"{name} received no {event}\n{world.person(name).client.describe()}"
+    for frame in frames:
+        try:
+            validate_server_frame(frame.data)
+        except ValidationError as exc:
+            raise AssertionError(f"{event} #{frame.index} does not match the schema: {exc.message}\n"
+                                 f"{frame.raw[:600]}") from None
+
+
+# -- refused and failed starts ----------------------------------------------------------------------
+
+@then("the error tells {name:Person} that the agent could not start")
+async def step_init_failed(context, name):
+    run = context.world.last_run(name)
+    end = await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    errors = run.client.events(run_id=run.run_id, types=("agent_error",))
+    assert_that(errors, has_length(1), run.client.describe())
+    data = errors[0].data["data"]
+    assert_that(data.get("code"), equal_to("agent_init_failed"), run.client.describe())
+    assert data.get("recoverable") is False, f"the error claims the run can go on: {errors[0].raw}"
+    assert_that((end.data["data"].get("error") or {}).get("code"), equal_to("agent_init_failed"), run.client.describe())
+
+
+@when("{name:Person} asks to start an agent without saying which one")
+async def step_start_without_agent(context, name):
+    client = context.world.person(name).client
+    answer = await client.request({"type": "start_agent", "message": "Help me, please."})
+    context.world.notes["answer"] = answer
+
+
+@when('{name:Person} asks for the "{agent}" agent, which does not exist')
+async def step_start_unknown(context, name, agent):
+    client = context.world.person(name).client
+    answer = await client.request({"type": "start_agent", "agent_type": agent, "message": "Tell my fortune."})
+    context.world.notes["answer"] = answer
+    context.world.notes["unknown_agent"] = agent
+
+
+@when("{name:Person} tries to start an agent that {behaviour}")
+async def step_try_scripted(context, name, behaviour):
+    client = context.world.person(name).client
+    answer = await client.start_agent("scripted", behaviour, options=script_for(behaviour))
+    context.world.notes["answer"] = answer
+
+
+def _answer(context):
+    answer = context.world.notes.get("answer")
+    assert answer is not None, "no request was answered"
+    return answer
+
+
+@then("{name:Person} is told her request is malformed because the agent type is missing")
+@then("{name:Person} is told his request is malformed because the agent type is missing")
+async def step_malformed(context, name):
+    answer = _answer(context)
+    assert answer.type == "error", f"the request was not refused: {answer.raw}"
+    assert_that(answer.data.get("code"), equal_to("malformed_message"), answer.raw)
+    assert "agent_type" in answer.data.get("message", ""), f"the error does not name the field: {answer.raw}"
+
+
+@then("{name:Person} is told the agent is unknown, with the list of agents she can use")
+@then("{name:Person} is told the agent is unknown, with the list of agents he can use")
+async def step_unknown(context, name):
+    answer = _answer(context)
+    assert answer.type == "error", f"the request was not refused: {answer.raw}"
+    assert_that(answer.data.get("code"), equal_to("unknown_agent"), answer.raw)
+    agents = (answer.data.get("details") or {}).get("agents")
+    assert isinstance(agents, list) and {"triage", "math", "research"} <= set(agents), \
+        f"the error does not list the agents: {answer.raw}"
+    assert context.world.notes["unknown_agent"] not in agents, f"the unknown agent is listed: {answer.raw}"
+
+
+@then('{name:Person} is refused because she lacks the "{permission}" permission')
+@then('{name:Person} is refused because he lacks the "{permission}" permission')
+async def step_forbidden(context, name, permission):
+    answer = _answer(context)
+    assert answer.type == "error", f"the request was not refused: {answer.raw}"
+    assert_that(answer.data.get("code"), equal_to("forbidden"), answer.raw)
+    named = (answer.data.get("details") or {}).get("required_permission") == permission \
+        or permission in answer.data.get("message", "")
+    assert named, f"the refusal does not name {permission!r}: {answer.raw}"
+
+
+@then("no run was started for {name:Person}")
+@then("{name:Person} receives no agent_started")
+async def step_no_run(context, name):
+    world = context.world
+    for client in world.person(name).clients:
+        await _quiet(world, client)
+    started = [f for f in world.frames_of(name) if f.type in ("run_accepted", "agent_started") or f.is_event]
+    assert not started, f"a run started for {name}:\n{describe(started)}"
+
+
+# -- tokens -----------------------------------------------------------------------------------------
+
+@when("{intruder:Person} tries to connect as {victim:Person} with a forged token")
+async def step_forged(context, intruder, victim):
+    world = context.world
+    token = issue_token(world.person(victim).user_id, key="a-key-that-is-not-the-stack-key-0123456789")
+    await _attempt(world, intruder, "forged", token)
+
+
+@when("{intruder:Person} tries to connect as {victim:Person} with an expired token")
+async def step_expired(context, intruder, victim):
+    world = context.world
+    await _attempt(world, intruder, "expired", world.token_for(world.person(victim), ttl_s=-120))
+
+
+@when("{intruder:Person} tries to connect without a token")
+async def step_no_token(context, intruder):
+    await _attempt(context.world, intruder, "missing", None)
+
+
+async def _attempt(world, intruder, kind, token) -> None:
+    client = RecordingClient(world.target.ws_url, token, name=f"{intruder}-{kind}")
+    try:
+        await client.connect()
+    except HandshakeRefused as exc:
+        outcome = exc.status
+    else:
+        outcome = "connected"
+        world.closers.append(client.close)
+    world.notes.setdefault("attempts", []).append((kind, outcome))
+
+
+@then("every one of {name:Person}'s attempts is refused with HTTP {status:d}")
+async def step_attempts_refused(context, name, status):
+    attempts = context.world.notes.get("attempts", [])
+    assert len(attempts) == 3, f"expected three attempts, got {attempts}"
+    wrong = [(kind, outcome) for kind, outcome in attempts if outcome != status]
+    assert not wrong, f"attempts not refused with {status}: {wrong}"
+
+
+@then("{name:Person}'s connection is closed because his token expired")
+@then("{name:Person}'s connection is closed because her token expired")
+async def step_closed_expired(context, name):
+    client = context.world.person(name).client
+    expires_at = _established(client).data["token_expires_at"]
+    code = await client.wait_closed(30)
+    closed_at = time.time()
+    print(f"measured: {name}'s connection closed {closed_at - expires_at:.2f} s after the token expired")
+    assert_that(code, equal_to(3002), client.describe())
+    assert closed_at >= expires_at, f"closed {expires_at - closed_at:.2f} s before the token expired"
+    context.world.notes.setdefault("closed_at", {})[name] = closed_at
+
+
+@then("{name:Person} receives every event of her run on the same connection, after her first token expired")
+@then("{name:Person} receives every event of his run on the same connection, after his first token expired")
+async def step_stayed(context, name):
+    world = context.world
+    person = world.person(name)
+    assert len(person.clients) == 1, f"{name} has {len(person.clients)} connections"
+    client = person.client
+    _run, events = await _whole_run_once(world, name)
+    expires_at = _established(client).data["token_expires_at"]
+    last = events[-1]
+    assert last.wall > expires_at, \
+        f"the run ended before the first token expired; the check proves nothing\n{describe(events)}"
+    for other, closed_at in world.notes.get("closed_at", {}).items():
+        assert last.wall > closed_at, \
+            f"the run ended before {other} was closed; the check proves nothing\n{describe(events)}"
+    answer = await client.request({"type": "ping"})
+    assert answer.type == "pong" and client.connected, f"closed: {client.close_code} {client.close_reason}"
+
+
+# -- gateway restart and network cut -------------------------------------------------------------------
+
+@when("the gateway holding {name:Person}'s connection restarts after her first thought")
+@when("the gateway holding {name:Person}'s connection restarts after his first thought")
+async def step_restart_gateway(context, name):
+    world = context.world
+    run = world.last_run(name)
+    client = run.client
+    await client.wait_for(lambda f: f.type == "agent_thinking" and f.data.get("run_id") == run.run_id, 10,
+                          "the first thought")
+    assert not client.events(run_id=run.run_id, types=("agent_completed",)), \
+        f"the run ended before the restart\n{client.describe()}"
+    gateway = _established(client).data["server_id"]
+    await asyncio.to_thread(world.target.control, "restart", gateway)
+    code = await client.wait_closed(10)
+    print(f"measured: {gateway} restarted; the connection closed with {code}")
+    assert not client.events(run_id=run.run_id, types=("agent_completed",)), \
+        f"the run ended before the connection closed; nothing was missed\n{client.describe()}"
+
+
+@given("{name:Person} is connected through an unreliable network")
+async def step_via_proxy(context, name):
+    world = context.world
+    target = urlsplit(world.target.ws_url)
+    proxy = await TcpProxy(target.hostname, target.port).start()
+    world.closers.append(proxy.close)
+    world.notes.setdefault("proxies", {})[name] = proxy
+    await world.connect(name, url=proxy.url(scheme=target.scheme, path=target.path))
+
+
+@when("the network link to {name:Person} is cut after her {n:Ordinal} thought")
+@when("the network link to {name:Person} is cut after his {n:Ordinal} thought")
+async def step_cut(context, name, n):
+    world = context.world
+    run = world.last_run(name)
+    client = run.client
+    proxy = world.notes["proxies"][name]
+    await client.wait_for(lambda f: len(client.events(run_id=run.run_id, types=("agent_thinking",))) >= n, 10,
+                          f"{n} thoughts")
+    assert not client.events(run_id=run.run_id, types=("agent_completed",)), \
+        f"the run ended before the cut\n{client.describe()}"
+    proxy.cut()
+    await client.wait_closed(10)
+
+
+@when("{name:Person} reconnects through the same network and resumes her threads")
+@when("{name:Person} reconnects through the same network and resumes his threads")
+async def step_reconnect_proxy(context, name):
+    world = context.world
+    proxy = world.notes["proxies"][name]
+    target = urlsplit(world.target.ws_url)
+    threads = {r.thread_id for r in world.runs_of(name)}
+    last = {t: max((f.data["seq"] for f in world.events_of(name, thread_id=t)), default=0) for t in threads}
+    client = await world.connect(name, url=proxy.url(scheme=target.scheme, path=target.path))
+    answer = await client.request({"type": "resume", "threads": last})
+    assert answer.type == "resumed", f"resume refused: {answer.raw}"
+
+
+@when("{name:Person} reconnects and resumes her conversation from the very beginning")
+@when("{name:Person} reconnects and resumes his conversation from the very beginning")
+async def step_resume_from_zero(context, name):
+    world = context.world
+    run = world.last_run(name)
+    client = await world.connect(name)
+    answer = await client.request({"type": "resume", "threads": {run.thread_id: 0}})
+    assert answer.type == "resumed", f"resume refused: {answer.raw}"
+    world.notes.setdefault("new_connection", {})[name] = client
+
+
+def _new_connection(context, name) -> RecordingClient:
+    client = context.world.notes.get("new_connection", {}).get(name)
+    assert client is not None, f"{name} did not reconnect"
+    return client
+
+
+@then("{name:Person}'s new connection receives agent_started exactly once")
+async def step_new_started_once(context, name):
+    world = context.world
+    client = _new_connection(context, name)
+    run = world.last_run(name)
+    await client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    await _quiet(world, client)
+    assert_that(client.events(run_id=run.run_id, types=("agent_started",)), has_length(1), client.describe())
+
+
+@then("{name:Person}'s new connection receives the whole run exactly once, in order")
+async def step_new_whole_run(context, name):
+    world = context.world
+    client = _new_connection(context, name)
+    run = world.last_run(name)
+    end = await client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    await _quiet(world, client)
+    events = client.events(run_id=run.run_id)
+    assert_that(events, follows_lifecycle())
+    assert_that(events, gapless_seqs(start=1))
+    assert_that(len(events), equal_to(end.data["data"]["event_count"]), client.describe())
+
+
+@then("{name:Person} receives every event of her run exactly once across her connections")
+@then("{name:Person} receives every event of his run exactly once across his connections")
+async def step_whole_run_once(context, name):
+    world = context.world
+    assert len(world.person(name).clients) >= 2, f"{name} never reconnected"
+    _run, events = await _whole_run_once(world, name)
+    for client in world.person(name).clients[:1]:
+        assert not client.connected, f"the first connection was never broken\n{client.describe()}"
+
+
+@then("{name:Person} receives each of the {n:d} thoughts of her run exactly once")
+@then("{name:Person} receives each of the {n:d} thoughts of his run exactly once")
+async def step_every_thought_once(context, name, n):
+    world = context.world
+    run = world.last_run(name)
+    await world.person(name).clients[-1].wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    thoughts = [f for f in world.events_of(name, run_id=run.run_id) if f.type == "agent_thinking"]
+    step_numbers = [f.data["data"]["step"] for f in thoughts]
+    assert step_numbers == list(range(1, n + 1)), f"thought steps {step_numbers}, not 1..{n}\n{describe(thoughts)}"
+    texts = [f.data["data"]["reasoning"] for f in thoughts]
+    assert len(set(texts)) == len(texts), f"a thought arrived twice\n{describe(thoughts)}"
+
+
+# -- PostgreSQL frozen -------------------------------------------------------------------------------
+
+def _postgres_processes():
+    import psutil
+
+    from agentevents.stack import native
+    root = psutil.Process(native.component_pid("postgres"))
+    return root, root.children(recursive=True)
+
+
+def _freeze_postgres(target) -> None:
+    _root, children = _postgres_processes()
+    target.control("pause", "postgres")  # the postmaster: no new connections
+    for child in children:  # and every backend: no answer on existing connections either
+        with contextlib.suppress(Exception):
+            child.send_signal(signal.SIGSTOP)
+
+
+def _thaw_postgres(target) -> None:
+    _root, children = _postgres_processes()
+    for child in children:
+        with contextlib.suppress(Exception):
+            child.send_signal(signal.SIGCONT)
+    target.control("resume", "postgres")
+
+
+@given("PostgreSQL is paused")
+async def step_pause_postgres(context):
+    world = context.world
+    target = world.target
+
+    async def thaw() -> None:
+        await asyncio.to_thread(_thaw_postgres, target)
+
+    await asyncio.to_thread(_freeze_postgres, target)
+    world.closers.append(thaw)
+    world.notes["postgres_thaw"] = thaw
+
+
+@when("PostgreSQL resumes")
+async def step_resume_postgres(context):
+    thaw = context.world.notes.get("postgres_thaw")
+    assert thaw is not None, "PostgreSQL was not paused"
+    await thaw()
+
+
+@then("the archive holds every event of {name:Person}'s run, exactly as she received it")
+@then("the archive holds every event of {name:Person}'s run, exactly as he received it")
+async def step_archive(context, name):
+    import asyncpg
+    world = context.world
+    run = world.last_run(name)
+    await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    received = {f.data["seq"]: f.raw for f in run.client.events(run_id=run.run_id)}
+    deadline = time.monotonic() + 40
+    rows: dict[int, str] = {}
+    while True:
+        try:
+            conn = await asyncpg.connect(world.target.database_url, timeout=5)
+            try:
+                found = await conn.fetch("SELECT seq, payload FROM events WHERE run_id = $1 ORDER BY seq", run.run_id,
+                                         timeout=5)
+            finally:
+                await conn.close(timeout=5)
+            rows = {r["seq"]: r["payload"] for r in found}
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            rows = {}
+        if len(rows) >= len(received) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)  # polling a condition with a deadline
+    print(f"measured: {len(rows)} of {len(received)} events archived")
+    assert_that(sorted(rows), equal_to(sorted(received)), run.client.describe())
+    changed = [seq for seq in received if rows[seq] != received[seq]]
+    assert not changed, f"archived payloads differ from what was delivered for seqs {changed}"
+
+
+# -- a gateway's memory under a stream of thoughts ------------------------------------------------------
+
+def _rss(gateway: str) -> int:
+    import psutil
+
+    from agentevents.stack import native
+    return psutil.Process(native.component_pid(gateway)).memory_info().rss
+
+
+@given("the memory of {gateway} is noted")
+async def step_note_memory(context, gateway):
+    from agentevents.stack import native
+    assert gateway in native.GATEWAYS, f"unknown gateway {gateway!r}"
+    context.world.notes["memory"] = (gateway, await asyncio.to_thread(_rss, gateway))
+
+
+@when("{people:d} people connected to that gateway receive {total:d} thoughts in total")
+async def step_stream_thoughts(context, people, total):
+    from agentevents.stack import native
+    world = context.world
+    gateway, _before = world.notes["memory"]
+    burst = 50  # a run's burst passes the throttle untouched: every thought is delivered
+    runs_each, rest = divmod(total, people * burst)
+    assert rest == 0 and runs_each >= 1, f"{total} thoughts do not split into bursts of {burst} for {people} people"
+    url = f"ws://127.0.0.1:{native.GATEWAYS[gateway]}/ws"
+    names = [f"Reader{i:02d}" for i in range(people)]
+    for name in names:
+        world.person(name, tier="enterprise").permissions.append("agents:script")
+    await asyncio.gather(*(world.connect(n, url=url) for n in names))
+    behaviour = f"thinks {burst} times in a quick burst"
+    started = time.monotonic()
+    for _ in range(runs_each):
+        await asyncio.gather(*(world.start(n, "scripted", behaviour, options=script_for(behaviour)) for n in names))
+    for name in names:
+        for run in world.runs_of(name):
+            await run.client.wait_run_end(run.run_id, 120)
+    received = sum(len(world.person(n).client.events(types=("agent_thinking",))) for n in names)
+    print(f"measured: {received} thoughts delivered through {gateway} in {time.monotonic() - started:.1f} s")
+    assert_that(received, equal_to(total))
+    await asyncio.gather(*(world.person(n).client.close() for n in names))
+
+
+@then("that gateway's memory has grown by less than {limit:d} MB")
+async def step_memory(context, limit):
+    gateway, before = context.world.notes["memory"]
+    after = await asyncio.to_thread(_rss, gateway)
+    grown = (after - before) / 2**20
+    print(f"measured: {gateway} RSS {before / 2**20:.1f} MB -> {after / 2**20:.1f} MB ({grown:+.1f} MB)")
+    assert grown < limit, f"{gateway} grew by {grown:.1f} MB; the limit is {limit} MB"
