@@ -20,6 +20,8 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import ResponseError
 
 log = logging.getLogger("agentevents.bus")
@@ -86,6 +88,9 @@ def active_key(user_id: str) -> str:
 
 
 def connect(url: str, **kwargs: Any) -> aioredis.Redis:
+    # After a Redis restart every pooled connection is stale: without retries the first command
+    # on each fails (a worker then drops the run it just took). Retry on a fresh connection.
+    kwargs.setdefault("retry", Retry(ExponentialBackoff(cap=0.5, base=0.05), 3))
     return aioredis.from_url(url, decode_responses=False, health_check_interval=5,
                              socket_connect_timeout=2, socket_keepalive=True, **kwargs)
 

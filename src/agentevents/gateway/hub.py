@@ -122,7 +122,9 @@ class Hub:
             waiter = self._confirm.pop(name, None)
             if waiter and not waiter.done():
                 waiter.set_result(None)
-            if name in self._resync:
+            # No join waits for it: the client re-subscribed by itself after a reconnect (its
+            # retry policy), so events published meanwhile must be fetched as after _reconnect.
+            if name in self._resync or waiter is None:
                 self._resync.discard(name)
                 thread_id = thread_of_channel(name.decode())
                 for conn in list(self.local.get(thread_id, ())):

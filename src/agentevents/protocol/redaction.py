@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+# Bounded parts (RFC 5321: local part <= 64, domain <= 255): unbounded ones backtrack
+# quadratically over long runs of word characters (a 4,000-character value took 40 ms).
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,255}\.[A-Za-z]{2,}")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\b")
 _BEARER = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}")
 _API_KEY = re.compile(r"\b(?:sk|pk|api|key|tok)[-_][A-Za-z0-9]{16,}\b")

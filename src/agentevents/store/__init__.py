@@ -194,10 +194,16 @@ class BatchWriter:
                     log.info("store_available pending=%d", self.pending())
                 self.healthy = True
                 backoff = 0.2
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except Exception as exc:
+                # Not only OSError/PostgresError/InterfaceError: when PostgreSQL dies mid-batch asyncpg
+                # can raise InternalClientError ("another operation is in progress"), which used to end
+                # this task for good (the archive silently stopped). Retry later on a fresh pool.
                 self.failures += 1
                 if self.healthy or self.failures % 20 == 1:
                     log.warning("store_unavailable pending=%d error=%s", self.pending(), exc)
                 self.healthy = False
+                pool, self.pool = self.pool, None
+                if pool is not None:
+                    pool.terminate()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)

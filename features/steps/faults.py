@@ -1,0 +1,240 @@
+"""Steps that break a component of the native stack mid-run and wait for it to recover
+(T112-T115): PostgreSQL, Redis, a worker, a gateway.
+
+``world.target.control(action, component)`` acts on one component (it blocks, so it runs in a
+thread). Supervisord restarts killed processes; every wait for recovery is a condition with a
+deadline (a successful connection, a health check), never a bare sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+import orjson
+import redis.asyncio as aioredis
+from behave import then, when
+from hamcrest import assert_that, equal_to, is_not
+
+from agentevents.testing.client import HandshakeRefused, describe
+from agentevents.testing.matchers import timestamp
+from agentevents.testing.parse_types import register_all
+
+register_all()
+
+RUN_TIMEOUT_S = 40
+RECOVERY_S = 60
+ARCHIVE_DEADLINE_S = 40
+
+
+async def control(world, action: str, component: str) -> None:
+    await asyncio.to_thread(world.target.control, action, component)
+
+
+async def wait_thoughts(world, name: str, count: int) -> None:
+    run = world.last_run(name)
+    await run.client.wait_for(
+        lambda f: len(run.client.events(run_id=run.run_id, types=("agent_thinking",))) >= count, 10,
+        f"{count} thoughts of {name}'s agent")
+
+
+async def until(check, what: str, timeout_s: float = RECOVERY_S, on_slow=None) -> float:
+    """Retry ``check`` (an async callable returning truthy) until it succeeds; returns the time taken.
+    ``on_slow`` runs once, half way to the deadline (e.g. ask the supervisor to start it)."""
+    started = time.monotonic()
+    nudged = False
+    last_error: Exception | None = None
+    while True:
+        try:
+            if await check():
+                return time.monotonic() - started
+        except Exception as exc:  # not back yet
+            last_error = exc
+        elapsed = time.monotonic() - started
+        if on_slow is not None and not nudged and elapsed > timeout_s / 2:
+            nudged = True
+            await on_slow()
+        if elapsed > timeout_s:
+            raise AssertionError(f"{what} did not come back within {timeout_s:g}s (last error: {last_error})")
+        await asyncio.sleep(0.2)
+
+
+async def postgres_answers(world) -> bool:
+    conn = await asyncpg.connect(world.target.database_url, timeout=2)
+    try:
+        return await conn.fetchval("SELECT 1") == 1
+    finally:
+        await conn.close()
+
+
+async def redis_answers(world) -> bool:
+    redis = aioredis.from_url(world.target.redis_url, socket_connect_timeout=1)
+    try:
+        return bool(await redis.ping())
+    finally:
+        await redis.aclose()
+
+
+# -- PostgreSQL (T112) ------------------------------------------------------------------------
+
+@when("the database is killed while {name:Person}'s agent is thinking")
+async def step_kill_postgres(context, name):
+    world = context.world
+    await wait_thoughts(world, name, 1)
+    world.notes["outage_from"] = time.time()
+    await control(world, "kill", "postgres")
+
+
+@when("the database comes back")
+async def step_postgres_back(context):
+    world = context.world
+    took = await until(lambda: postgres_answers(world), "PostgreSQL",
+                       on_slow=lambda: control(world, "start", "postgres"))
+    world.notes["outage_to"] = time.time()
+    print(f"measured: PostgreSQL answered again {took:.1f} s after the kill was noticed")
+
+
+@then("the archive holds every event of {name:Person}'s run, as delivered")
+async def step_archive_complete(context, name):
+    world = context.world
+    run = world.last_run(name)
+    await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    events = world.events_of(name, run_id=run.run_id)
+    delivered = {f.data["event_id"]: f for f in events}
+    # The outage must have overlapped the run, or this proves nothing.
+    during = [f for f in events if world.notes["outage_from"] <= timestamp(f).timestamp() <= world.notes["outage_to"]]
+    assert during, f"no event was published while the database was down\n{describe(events)}"
+    conn = await asyncpg.connect(world.target.database_url, timeout=5)
+    try:
+        deadline = time.monotonic() + ARCHIVE_DEADLINE_S
+        while True:
+            rows = await conn.fetch("SELECT event_id, seq, type, payload FROM events WHERE run_id = $1 ORDER BY seq",
+                                    run.run_id)
+            if {r["event_id"] for r in rows} >= set(delivered) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.25)
+    finally:
+        await conn.close()
+    missing = sorted(delivered[e].data["seq"] for e in set(delivered) - {r["event_id"] for r in rows})
+    print(f"measured: {len(during)} events published during the outage; archive holds {len(rows)} of "
+          f"{len(delivered)} delivered events")
+    assert not missing, f"the archive lacks seqs {missing} of {name}'s run after {ARCHIVE_DEADLINE_S}s"
+    assert_that(len(rows), equal_to(len(delivered)))
+    for row in rows:
+        frame = delivered[row["event_id"]]
+        assert orjson.loads(row["payload"]) == frame.data, \
+            f"archived seq {row['seq']} differs from what was delivered:\n{row['payload'][:200]}\n{frame.raw[:200]}"
+
+
+# -- Redis (T113) -----------------------------------------------------------------------------
+
+@when("Redis is killed while {name:Person}'s agent is thinking")
+async def step_kill_redis(context, name):
+    world = context.world
+    await wait_thoughts(world, name, 2)
+    await control(world, "kill", "redis")
+
+
+@when("Redis comes back")
+async def step_redis_back(context):
+    world = context.world
+    took = await until(lambda: redis_answers(world), "Redis", on_slow=lambda: control(world, "start", "redis"))
+    print(f"measured: Redis answered again {took:.1f} s after the kill")
+
+
+@when("{name:Person} asks to catch up on the same connection")
+async def step_resume_same(context, name):
+    """The app asks to catch up after the outage; the service may still be reconnecting to Redis,
+    so a `service_unavailable` answer is retried until the deadline."""
+    world = context.world
+    client = world.person(name).client
+    threads = {r.thread_id for r in world.runs_of(name)}
+
+    async def resumed() -> bool:
+        last = {t: client.last_seq(t) for t in threads}
+        answer = await client.request({"type": "resume", "threads": last})
+        if answer.type != "resumed":
+            raise AssertionError(f"resume answered {answer.raw}")
+        return True
+
+    await until(resumed, f"{name}'s resume", timeout_s=30)
+
+
+# -- a worker (T114) --------------------------------------------------------------------------
+
+@when("the worker running {name:Person}'s agent is restarted gracefully")
+async def step_restart_worker(context, name):
+    world = context.world
+    run = world.last_run(name)
+    await wait_thoughts(world, name, 2)
+    redis = aioredis.from_url(world.target.redis_url)
+    try:
+        worker = (await redis.hget(f"ae:run:{run.run_id}", "worker") or b"").decode()
+    finally:
+        await redis.aclose()
+    assert worker.startswith("worker-"), f"no worker recorded for {name}'s run: {worker!r}"
+    component = worker.removeprefix("worker-")
+    world.notes["worker"] = component
+    world.notes["restart_from"] = time.monotonic()
+    await control(world, "stop", component)  # returns once the process has exited
+    world.notes["worker_exited_at"] = time.monotonic()
+    await control(world, "start", component)
+    print(f"measured: {component} took {world.notes['worker_exited_at'] - world.notes['restart_from']:.1f} s "
+          "to stop")
+
+
+@then("{name:Person}'s run finished before its worker exited")
+async def step_finished_first(context, name):
+    world = context.world
+    run = world.last_run(name)
+    end = await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    exited = world.notes["worker_exited_at"]
+    print(f"measured: agent_completed {(exited - end.at) * 1000:.0f} ms before {world.notes['worker']} exited")
+    assert end.at <= exited, f"the run ended {(end.at - exited) * 1000:.0f} ms after its worker exited"
+    assert_that(end.data["data"]["status"], equal_to("completed"))
+    errors = [f for f in run.client.events(run_id=run.run_id) if f.type == "agent_error"]
+    assert not errors, f"the run reported errors\n{describe(errors)}"
+
+
+# -- a gateway (T115) -------------------------------------------------------------------------
+
+@when("the gateway holding {name:Person}'s connection is killed")
+async def step_kill_gateway(context, name):
+    world = context.world
+    client = world.person(name).client
+    gateway = client.frames[0].data["server_id"]
+    await wait_thoughts(world, name, 2)
+    world.notes["killed_gateway"] = gateway
+    await control(world, "kill", gateway)
+    await client.wait_closed(10)
+
+
+@when("{name:Person} reconnects through the load balancer and catches up")
+async def step_reconnect_lb(context, name):
+    world = context.world
+    threads = {r.thread_id for r in world.runs_of(name)}
+    last = {t: max((f.data["seq"] for f in world.events_of(name, thread_id=t)), default=0) for t in threads}
+    attempts = 0
+
+    async def connected() -> bool:
+        nonlocal attempts
+        attempts += 1
+        try:
+            await world.connect(name)
+        except (OSError, TimeoutError, HandshakeRefused) as exc:
+            raise AssertionError(f"reconnect attempt {attempts}: {exc}") from None
+        return True
+
+    took = await until(connected, f"{name}'s connection", timeout_s=20)
+    client = world.person(name).client
+    print(f"measured: reconnected after {attempts} attempt(s) in {took * 1000:.0f} ms, "
+          f"now on {client.frames[0].data['server_id']}")
+    answer = await client.request({"type": "resume", "threads": last})
+    assert answer.type == "resumed", f"resume refused: {answer.raw}"
+
+
+@then("{name:Person} is now served by the other gateway")
+async def step_other_gateway(context, name):
+    client = context.world.person(name).client
+    assert_that(client.frames[0].data["server_id"], is_not(equal_to(context.world.notes["killed_gateway"])))

@@ -1,0 +1,496 @@
+"""Steps about security: encryption on the wire, permissions, the audit log, personal data,
+hijack attempts and token handling, abuse limits (T105, T109, T116-T120).
+
+TLS goes through the stack's ``wss://`` port (HAProxy terminates it) with the stack's test CA
+(``agentevents.stack.native.stack_env()``: AE_WSS_URL, AE_TLS_CA; for an external backend,
+``-D wss_url=... -D tls_ca=...``). A ``TcpProxy`` in front records the ciphertext.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from urllib.parse import urlsplit
+
+import asyncpg
+import jwt
+import redis.asyncio as aioredis
+from behave import given, then, when
+from hamcrest import assert_that, empty, equal_to, greater_than, greater_than_or_equal_to, has_item
+
+from agentevents.testing.client import HandshakeRefused, RecordingClient, describe
+from agentevents.testing.matchers import follows_lifecycle, gapless_seqs, only_events_of
+from agentevents.testing.netem import TcpProxy
+from agentevents.testing.parse_types import register_all
+from agentevents.testing.scripts import complete, register, steps
+from agentevents.testing.tokens import TokenFactory
+
+register_all()
+
+RUN_TIMEOUT_S = 30
+GRACE_S = 0.3
+# The native stack runs its gateways with AE_TOKEN_GRACE_S=2: an expired token is tolerated that long.
+TOKEN_GRACE_S = 2.0
+ARCHIVE_DEADLINE_S = 30
+
+register("waits for her approval", lambda: steps({"think": "I need your approval before going on."},
+                                                 {"approval": "May I send the report?", "timeout_s": 30},
+                                                 complete(result="sent", summary="Sent the report.")))
+register("waits for his approval", lambda: steps({"think": "I need your approval before going on."},
+                                                 {"approval": "May I send the report?", "timeout_s": 30},
+                                                 complete(result="sent", summary="Sent the report.")))
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+def tls_settings(context) -> tuple[str, str]:
+    userdata = context.config.userdata
+    if userdata.get("wss_url") and userdata.get("tls_ca"):
+        return userdata["wss_url"], userdata["tls_ca"]
+    from agentevents.stack import native
+    env = native.stack_env()
+    return env["AE_WSS_URL"], env["AE_TLS_CA"]
+
+
+async def recorded_link(world, name: str, host: str, port: int) -> TcpProxy:
+    proxy = await TcpProxy(host, port).start()
+    world.closers.append(proxy.close)
+    world.notes.setdefault("links", {})[name] = proxy
+    return proxy
+
+
+def link_of(world, name: str) -> TcpProxy:
+    proxy = world.notes.get("links", {}).get(name)
+    if proxy is None:
+        raise AssertionError(f"{name} is not connected through a link of this scenario")
+    return proxy
+
+
+async def database(world) -> asyncpg.Connection:
+    if not world.target.database_url:
+        raise AssertionError("this scenario reads the stack's PostgreSQL: no database_url for this stack")
+    conn = await asyncpg.connect(world.target.database_url, timeout=5)
+    world.closers.append(conn.close)
+    return conn
+
+
+async def wait_rows(conn: asyncpg.Connection, query: str, args: tuple, ready, what: str) -> list:
+    """Poll the archive until ``ready(rows)`` (writes are batched), with a deadline."""
+    deadline = time.monotonic() + ARCHIVE_DEADLINE_S
+    while True:
+        rows = await conn.fetch(query, *args)
+        if ready(rows):
+            return rows
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} within {ARCHIVE_DEADLINE_S}s; found {len(rows)} rows: "
+                                 f"{[dict(r) for r in rows[:5]]}")
+        await asyncio.sleep(0.2)
+
+
+def all_frames(world) -> list:
+    return [f for p in world.people.values() for c in p.clients for f in c.frames]
+
+
+# -- T116: TLS --------------------------------------------------------------------------------
+
+@given("{name:Person} is connected over TLS through a recorded link")
+async def step_tls_link(context, name):
+    world = context.world
+    wss_url, ca = tls_settings(context)
+    parts = urlsplit(wss_url)
+    proxy = await recorded_link(world, name, "127.0.0.1" if parts.hostname == "localhost" else parts.hostname,
+                                parts.port or 443)
+    ctx = ssl.create_default_context(cafile=ca)
+    url = f"wss://{parts.hostname}:{proxy.port}{parts.path or '/ws'}"
+    client = await world.connect(name, url=url, ssl_context=ctx, compression=None)
+    ssl_object = client.ws.transport.get_extra_info("ssl_object")
+    assert ssl_object is not None, "the connection is not encrypted"
+    print(f"measured: {name} connected with {ssl_object.version()} {ssl_object.cipher()[0]}")
+
+
+@given("{name:Person} is connected without TLS through a recorded link, uncompressed")
+async def step_plain_link(context, name):
+    world = context.world
+    parts = urlsplit(world.target.ws_url)
+    proxy = await recorded_link(world, name, parts.hostname or "127.0.0.1", parts.port or 80)
+    await world.connect(name, url=proxy.url(), compression=None)
+
+
+def question_and_token(world, name: str) -> tuple[bytes, bytes]:
+    run = world.last_run(name)
+    started = next((f for f in run.client.events(run_id=run.run_id) if f.type == "agent_started"), None)
+    assert started is not None, f"{name}'s run never started\n{run.client.describe()}"
+    question = started.data["data"]["message_preview"].encode()
+    return question, run.client.token.encode()
+
+
+@then("the recording of {name:Person}'s encrypted link shows neither her question nor her token")
+@then("the recording of {name:Person}'s encrypted link shows neither his question nor his token")
+async def step_no_plaintext(context, name):
+    world = context.world
+    run = world.last_run(name)
+    await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    question, token = question_and_token(world, name)
+    wire = link_of(world, name).wire
+    seen = bytes(wire.to_server) + bytes(wire.to_client)
+    print(f"measured: {len(seen)} bytes recorded on {name}'s encrypted link")
+    assert_that(len(wire.to_client), greater_than(2000))
+    assert wire.to_server[:1] == b"\x16", f"the link does not start with a TLS handshake: {bytes(wire.to_server[:8])!r}"
+    assert question not in seen, f"{name}'s question crossed the encrypted link in plain text"
+    assert token not in seen, f"{name}'s token crossed the encrypted link in plain text"
+    for word in question.split():
+        if len(word) >= 8:
+            assert word not in seen, f"the word {word!r} of {name}'s question is readable on the encrypted link"
+
+
+@then("the recording of {name:Person}'s plain link shows her question and her token")
+@then("the recording of {name:Person}'s plain link shows his question and his token")
+async def step_plaintext_control(context, name):
+    world = context.world
+    run = world.last_run(name)
+    await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    question, token = question_and_token(world, name)
+    wire = link_of(world, name).wire
+    print(f"measured: {wire.total} bytes recorded on {name}'s plain link")
+    assert question in bytes(wire.to_client), f"{name}'s question is not readable on the plain link " \
+                                              "(the control capture shows nothing)"
+    assert token in bytes(wire.to_server), f"{name}'s token is not readable on the plain link"
+
+
+# -- T117: permissions shape events -----------------------------------------------------------
+
+def sql_events(client: RecordingClient, run_id: str) -> list:
+    return [f for f in client.events(run_id=run_id) if f.data["data"].get("tool_name") == "sql_query"]
+
+
+@then("{name:Person} sees the SQL query and the rows it returned")
+async def step_sees_sql(context, name):
+    run = context.world.last_run(name)
+    end = await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    calls = sql_events(run.client, run.run_id)
+    assert [f.type for f in calls] == ["tool_executing", "tool_completed"], \
+        f"{name} did not see one SQL call\n{run.client.describe()}"
+    query = calls[0].data["data"]["parameters"]["query"]
+    assert query.lower().startswith("select"), f"the SQL call shows no query: {calls[0].raw}"
+    done = calls[1].data["data"]
+    assert_that(done["status"], equal_to("success"))
+    assert done["result"]["columns"] and done["result"]["rows"], f"no rows in {calls[1].raw}"
+    assert_that(end.data["data"]["status"], equal_to("completed"))
+
+
+@then("{name:Person} sees no SQL call and no database rows")
+async def step_no_sql(context, name):
+    world = context.world
+    run = world.last_run(name)
+    end = await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    for other in world.runs:  # the defined end: every run over, a ping answered, a short grace
+        await other.client.wait_run_end(other.run_id, RUN_TIMEOUT_S)
+    await run.client.request({"type": "ping"})
+    await world.settle(GRACE_S)
+    assert_that(sql_events(run.client, run.run_id), empty())
+    for frame in world.frames_of(name):
+        lowered = frame.raw.lower()
+        for sign in ("sql_query", "select ", "postgresql://demo"):
+            assert sign not in lowered, f"frame #{frame.index} shows {sign!r}: {frame.raw[:300]}"
+    result = end.data["data"].get("result") or {}
+    assert "query" not in result, f"the completion carries database rows: {end.raw[:300]}"
+    assert_that(end.data["data"]["status"], equal_to("completed"))
+
+
+# -- T118: the audit log ----------------------------------------------------------------------
+
+@then("every event {name:Person} received is in the audit log with her user id and connection id")
+@then("every event {name:Person} received is in the audit log with his user id and connection id")
+async def step_audit(context, name):
+    world = context.world
+    person = world.person(name)
+    for run in world.runs_of(name):
+        await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    conn = await database(world)
+    for client in person.clients:
+        connection_id = client.frames[0].data["connection_id"]
+        events = client.events()
+        assert events, f"{client.name} received no events\n{client.describe()}"
+        ids = [f.data["event_id"] for f in events]
+        rows = await wait_rows(conn, "SELECT event_id, thread_id, seq, user_id, connection_id FROM deliveries "
+                                     "WHERE event_id = ANY($1::text[])", (ids,),
+                               lambda rows, ids=ids: {r["event_id"] for r in rows} >= set(ids),
+                               f"the audit log did not record all {len(ids)} events {name} received")
+        mine = [r for r in rows if r["connection_id"] == connection_id]
+        assert_that(sorted(r["event_id"] for r in mine), equal_to(sorted(ids)))
+        for row in rows:
+            assert row["user_id"] == person.user_id, f"event {row['event_id']} is logged as delivered to " \
+                                                     f"{row['user_id']}, not {person.user_id}"
+        by_id = {f.data["event_id"]: f for f in events}
+        for row in mine:
+            frame = by_id[row["event_id"]]
+            assert (row["thread_id"], row["seq"]) == (frame.data["thread_id"], frame.data["seq"]), \
+                f"audit row {dict(row)} does not match the frame {frame.raw[:200]}"
+        print(f"measured: {len(mine)} audit rows for {len(ids)} events on {connection_id}")
+
+
+# -- T119: personal data ----------------------------------------------------------------------
+
+PII = {"email": "alice.smith@example.com", "card": "4111 1111 1111 1111",
+       "token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZS1zbWl0aCJ9.c2lnbmF0dXJlLXNlY3JldC12YWx1ZQ"}
+
+
+@when("{name:Person} asks the research agent about a refund, giving her email, card number and an access token")
+async def step_pii_question(context, name):
+    message = (f"Research the refund rules for my order. Contact me at {PII['email']}, my card is {PII['card']} "
+               f"and my access token is {PII['token']}.")
+    await context.world.start(name, "research", message)
+
+
+def pii_needles() -> list[str]:
+    return [PII["email"], PII["card"], PII["card"].replace(" ", ""), PII["token"], PII["token"].split(".")[1]]
+
+
+@then("no frame that any connection received contains her personal data")
+async def step_no_pii_frames(context):
+    world = context.world
+    for run in world.runs:
+        await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    for client in [c for p in world.people.values() for c in p.clients]:
+        await client.request({"type": "ping"})
+    await world.settle(GRACE_S)
+    frames = all_frames(world)
+    for frame in frames:
+        for needle in pii_needles():
+            assert needle not in frame.raw, f"frame #{frame.index} contains {needle!r}: {frame.raw[:300]}"
+    print(f"measured: {len(frames)} frames checked")
+
+
+@then("{name:Person} sees her email, card number and token marked as redacted")
+async def step_redaction_markers(context, name):
+    world = context.world
+    run = world.last_run(name)
+    events = run.client.events(run_id=run.run_id)
+    text = "".join(f.raw for f in events)
+    for kind in ("email", "card", "token"):
+        assert f"[REDACTED:{kind}]" in text, f"no [REDACTED:{kind}] marker in {name}'s run\n{describe(events)}"
+
+
+@then("the archive of {name:Person}'s run holds every event and none of her personal data")
+async def step_no_pii_archive(context, name):
+    world = context.world
+    run = world.last_run(name)
+    await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    received = {f.data["event_id"] for f in run.client.events(run_id=run.run_id)}
+    conn = await database(world)
+    rows = await wait_rows(conn, "SELECT event_id, payload FROM events WHERE run_id = $1", (run.run_id,),
+                           lambda rows: {r["event_id"] for r in rows} >= received,
+                           f"the archive did not hold all {len(received)} events of {name}'s run")
+    for row in rows:
+        for needle in pii_needles():
+            assert needle not in row["payload"], f"archived event {row['event_id']} contains {needle!r}"
+    print(f"measured: {len(rows)} archived events checked")
+
+
+# -- T120: hijack attempts and token handling -------------------------------------------------
+
+@when("{attacker:Person} tries to follow, replay, cancel and answer {victim:Person}'s run")
+async def step_hijack(context, attacker, victim):
+    world = context.world
+    run = world.last_run(victim)
+    asked = await run.client.wait_for(lambda f: f.type == "approval_required" and f.data["run_id"] == run.run_id,
+                                      10, f"{victim}'s approval request")
+    approval_id = asked.data["data"]["approval_id"]
+    client = world.person(attacker).client
+    attempts = {
+        "subscribe": {"type": "subscribe", "thread_id": run.thread_id, "since_seq": 0},
+        "resume": {"type": "resume", "threads": {run.thread_id: 0}},
+        "cancel": {"type": "cancel_agent", "run_id": run.run_id},
+        "respond": {"type": "respond", "run_id": run.run_id, "approval_id": approval_id, "approved": False},
+    }
+    world.notes["hijack"] = {what: await client.request(message) for what, message in attempts.items()}
+
+
+@when("{name:Person} approves her agent's request")
+@when("{name:Person} approves his agent's request")
+async def step_approve(context, name):
+    run = context.world.last_run(name)
+    asked = await run.client.wait_for(lambda f: f.type == "approval_required" and f.data["run_id"] == run.run_id,
+                                      10, "the approval request")
+    answer = await run.client.request({"type": "respond", "run_id": run.run_id,
+                                       "approval_id": asked.data["data"]["approval_id"], "approved": True})
+    assert answer.type == "respond_accepted", f"{name}'s own answer was refused: {answer.raw}"
+
+
+@then("every one of {attacker:Person}'s attempts is refused as forbidden")
+async def step_hijack_refused(context, attacker):
+    answers = context.world.notes["hijack"]
+    for what, answer in answers.items():
+        if what == "resume":
+            # resume answers per thread: a thread that is not yours is listed as forbidden, with no replay
+            assert answer.type == "error" and answer.data["code"] == "forbidden" or \
+                (answer.type == "resumed" and answer.data.get("forbidden") and not answer.data.get("threads")), \
+                f"{attacker}'s resume of another user's thread was not refused: {answer.raw}"
+        else:
+            assert answer.type == "error" and answer.data.get("code") == "forbidden", \
+                f"{attacker}'s {what} was not refused as forbidden: {answer.raw}"
+
+
+@then("{attacker:Person} learns nothing about {victim:Person}'s run")
+async def step_learns_nothing(context, attacker, victim):
+    world = context.world
+    run = world.last_run(victim)
+    await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    client = world.person(attacker).client
+    await client.request({"type": "ping"})
+    await world.settle(GRACE_S)
+    victim_id = world.person(victim).user_id
+    assert_that([f for f in client.frames if f.is_event], empty())
+    kinds = {f.type for f in client.frames}
+    assert kinds <= {"connection_established", "error", "resumed", "pong"}, \
+        f"{attacker} received {sorted(kinds)}\n{client.describe()}"
+    for frame in client.frames:
+        assert victim_id not in frame.raw, f"frame #{frame.index} names {victim}: {frame.raw[:300]}"
+        assert "head_seq" not in frame.raw and "previous_status" not in frame.raw, \
+            f"frame #{frame.index} reveals the state of {victim}'s run: {frame.raw[:300]}"
+
+
+@then("{name:Person}'s run records her own approval")
+async def step_own_approval(context, name):
+    run = context.world.last_run(name)
+    end = await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    approvals = end.data["data"].get("approvals") or []
+    assert [a.get("approved") for a in approvals] == [True], f"the run records approvals {approvals}: {end.raw}"
+    assert_that(run.client.events(run_id=run.run_id), follows_lifecycle())
+
+
+@when("someone connects as {name:Person} with a token signed with another key")
+async def step_foreign_key(context, name):
+    world = context.world
+    forged = TokenFactory("not-the-stack-key-" + "x" * 32).token(world.person(name).user_id)
+    world.notes.setdefault("handshakes", {})["signed with another key"] = await attempt(world, forged)
+
+
+@when("{name:Person}'s token is revoked and then used to connect again")
+async def step_revoked(context, name):
+    world = context.world
+    token = world.person(name).client.token
+    jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+    if not world.target.redis_url:
+        raise AssertionError("revocation is written to the stack's Redis: no redis_url for this stack")
+    redis = aioredis.from_url(world.target.redis_url)
+    try:
+        await redis.set(f"ae:revoked:{jti}", b"1", ex=3600)
+    finally:
+        await redis.aclose()
+    world.notes.setdefault("handshakes", {})["revoked"] = await attempt(world, token)
+
+
+async def attempt(world, token: str) -> int | str:
+    client = RecordingClient(world.target.ws_url, token, name="intruder")
+    try:
+        await client.connect()
+    except HandshakeRefused as refused:
+        return refused.status
+    await client.close()
+    return f"accepted: {client.describe()}"
+
+
+@then("both handshakes are refused with HTTP 401")
+async def step_refused_401(context):
+    outcomes = context.world.notes.get("handshakes", {})
+    assert_that(sorted(outcomes), equal_to(["revoked", "signed with another key"]))
+    for what, outcome in outcomes.items():
+        assert outcome == 401, f"the token {what} got {outcome!r}, not HTTP 401"
+
+
+# -- T105: refreshing a token mid-run ---------------------------------------------------------
+
+@then("{name:Person}'s connection stays open past her first token's expiry while her run arrives whole")
+async def step_refresh_kept(context, name):
+    world = context.world
+    run = world.last_run(name)
+    client = run.client
+    expires = client.frames[0].data["token_expires_at"]
+    end = await client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    print(f"measured: run ended {end.wall - expires:.1f} s after the first token's expiry")
+    assert end.wall > expires + TOKEN_GRACE_S, \
+        f"the run ended before the first token ran out ({end.wall:.1f} <= {expires} + {TOKEN_GRACE_S}): " \
+        "the scenario proves nothing"
+    answer = await client.request({"type": "ping"})
+    assert_that(answer.type, equal_to("pong"))
+    assert client.connected, f"{name}'s connection closed: {client.close_code} {client.close_reason}"
+    expired = [f for f in client.frames if f.type == "error" and f.data.get("code") == "token_expired"]
+    assert_that(expired, empty())
+    events = client.events(run_id=run.run_id)
+    assert_that(events, follows_lifecycle())
+    assert_that(events, gapless_seqs(start=1))
+    assert_that(end.data["data"]["status"], equal_to("completed"))
+
+
+# -- T109: flooding and budgets ---------------------------------------------------------------
+
+@when("{name:Person} floods the service with {count:d} messages at once")
+async def step_flood(context, name, count):
+    client = context.world.person(name).client
+    since = len(client.frames)
+    ids = [await client.send({"type": "ping", "request_id": f"{name}-flood-{i}"}) for i in range(count)]
+    # A refused message is answered by a rate_limited error (which cannot name the request: the
+    # gateway refuses it before reading it); every other one by its pong.
+    await client.wait_for(lambda f: len(flood_answers(client, since, ids)) == count, 15,
+                          f"answers to all {count} messages", since)
+    context.world.notes["flood"] = (ids, since)
+
+
+def flood_answers(client: RecordingClient, since: int, ids: list[str]) -> list:
+    wanted = set(ids)
+    return [f for f in client.frames[since:] if (f.type == "pong" and f.data.get("request_id") in wanted)
+            or (f.type == "error" and f.data.get("code") == "rate_limited")]
+
+
+@then("{name:Person} is told to slow down and stays connected")
+async def step_slowed(context, name):
+    client = context.world.person(name).client
+    ids, since = context.world.notes["flood"]
+    answers = flood_answers(client, since, ids)
+    pongs = [f for f in answers if f.type == "pong"]
+    limited = [f for f in answers if f.type == "error"]
+    print(f"measured: {len(pongs)} pongs and {len(limited)} rate_limited errors for {len(ids)} messages")
+    assert_that(len(limited), greater_than(0))
+    assert_that(len(pongs), greater_than(0))
+    assert_that(len(pongs) + len(limited), equal_to(len(ids)))
+    others = [f for f in client.frames[since:] if f not in answers]
+    assert_that(others, empty())
+    for frame in limited:
+        assert frame.data.get("details", {}).get("retry_after_ms", 0) > 0, f"no retry_after_ms in {frame.raw}"
+    # Honour the advised wait, then the connection serves again.
+    deadline = time.monotonic() + 5
+    while True:
+        mark = len(client.frames)
+        rid = await client.send({"type": "ping"})
+        answer = await client.wait_for(lambda f, rid=rid: (f.type == "pong" and f.data.get("request_id") == rid)
+                                       or (f.type == "error" and f.data.get("code") == "rate_limited"),
+                                       5, "an answer to a ping after the flood", mark)
+        if answer.type == "pong":
+            break
+        assert time.monotonic() < deadline, f"{name} is not served again\n{client.describe()}"
+        await asyncio.sleep(answer.data.get("details", {}).get("retry_after_ms", 100) / 1000)
+    assert client.connected, f"{name} was disconnected: {client.close_code} {client.close_reason}"
+
+
+@then("{name:Person}'s agent was stopped at the free tier's budget of {budget:d} events")
+async def step_budget(context, name, budget):
+    run = context.world.last_run(name)
+    end = await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    events = run.client.events(run_id=run.run_id)
+    print(f"measured: {len(events)} events delivered before the agent was stopped")
+    assert_that(end.data["data"].get("limit"), equal_to("max_events_per_run"))
+    assert_that(len(events) - 1, greater_than_or_equal_to(budget))
+    assert len(events) <= budget + 3, f"{len(events)} events for a budget of {budget}"
+    assert_that(events, gapless_seqs(start=1))
+    assert_that(end.data["data"]["event_count"], equal_to(len(events)))
+
+
+@then("{name:Person} receives only her own events")
+@then("{name:Person} receives only his own events")
+async def step_only_own(context, name):
+    world = context.world
+    assert_that(world.events_of(name), only_events_of(world.person(name).user_id))
+    assert_that([f.type for f in world.events_of(name)], has_item("agent_completed"))
+
