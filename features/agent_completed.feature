@@ -3,14 +3,18 @@ Feature: agent_completed: the user learns how a run ended and what it produced
   As a user of an AI chat product
   I want every run to end with one clear completion: its outcome, its result and an honest account of the work
 
-  @T081
+  @T081 @golden
   Scenario: A successful run ends as completed with its final result
     The completion is the answer the user was waiting for. If it is missing, wrong or not the
-    last word of the run, the chat either hangs or shows a wrong number as final.
+    last word of the run, the chat either hangs or shows a wrong number as final. This is also
+    the golden path: the user sees the agent start, think, use its tool and finish, in order.
 
     Given Alice is connected
     When Alice asks the math agent "What is 12*(3+4)?"
-    Then Alice's run completes with result 84
+    Then Alice receives agent_started within 500 ms
+    And Alice receives the run's events in the order agent_started, agent_thinking, agent_thinking, tool_executing, tool_completed, agent_completed
+    And every event Alice received has the full envelope for her thread
+    And Alice's run completes with result 84
     And Alice's run follows the lifecycle
 
   @T082
