@@ -49,3 +49,10 @@ def test_close_codes_separate_reconnect_from_do_not_retry():
     assert not should_reconnect(CloseCode.TOKEN_INVALID)
     assert not should_reconnect(CloseCode.TOO_MANY_ERRORS)
     assert not should_reconnect(CloseCode.NORMAL)
+
+
+def test_peek_request_id_reads_what_it_can_and_nothing_else():
+    from agentevents.protocol.messages import peek_request_id
+    assert peek_request_id(b'{"type": "ping", "request_id": "r9"}') == "r9"
+    assert peek_request_id(b"{broken") is None
+    assert peek_request_id(b'{"request_id": 5}') is None

@@ -32,7 +32,13 @@ from ..config import Settings
 from ..metrics import CLIENT_ERRORS, CONNECTIONS, HANDSHAKE_REFUSED, REPLAYS
 from ..protocol.codes import CloseCode, ErrorCode
 from ..protocol.envelope import new_id, utc_timestamp
-from ..protocol.messages import MAX_MESSAGE_BYTES, ProtocolError, error_frame, parse_client_message
+from ..protocol.messages import (
+    MAX_MESSAGE_BYTES,
+    ProtocolError,
+    error_frame,
+    parse_client_message,
+    peek_request_id,
+)
 from .connection import Connection
 from .history import History
 from .hub import Hub
@@ -188,7 +194,7 @@ class Gateway:
         request_id = None
         try:
             if not conn.inbound.allow(time.monotonic()):
-                raise ProtocolError(ErrorCode.RATE_LIMITED, "too many messages",
+                raise ProtocolError(ErrorCode.RATE_LIMITED, "too many messages", peek_request_id(raw),
                                     details={"retry_after_ms": int(conn.inbound.retry_after() * 1000) + 1})
             message = parse_client_message(raw)
             request_id = message.get("request_id")

@@ -46,6 +46,16 @@ def _request_id(obj: Any) -> str | None:
     return None
 
 
+def peek_request_id(frame: str | bytes) -> str | None:
+    """The request_id of a frame refused before validation (e.g. rate limited), when readable."""
+    if len(frame) > MAX_MESSAGE_BYTES:
+        return None
+    try:
+        return _request_id(orjson.loads(frame))
+    except orjson.JSONDecodeError:
+        return None
+
+
 def parse_client_message(frame: str | bytes) -> dict[str, Any]:
     """Return the message as a dict, or raise ProtocolError with a stable code."""
     size = len(frame.encode() if isinstance(frame, str) else frame)

@@ -64,9 +64,11 @@ class StackTarget:
         if self.mode != "native":
             return
         from ..stack import native
-        if not all(native.health().values()):
+        if not native.supervisor_running(native.Paths(native.stack_dir())):
             native.up()
             self.started_here = True
+        elif not all(native.health().values()):
+            self.heal()  # running but hurt (a previous run's fault): mend it, it stays someone else's
 
     def stop(self) -> None:
         if self.started_here and self.mode == "docker":

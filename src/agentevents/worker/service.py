@@ -131,6 +131,7 @@ class Worker:
                     status = await self.engine.execute(request, prefs)
                 except Exception:
                     log.exception("run_error run_id=%s", request.get("run_id"))
+                    await self._end_unfinished(request, "the worker could not run this agent")
                 finally:
                     RUNS_FINISHED.labels(status).inc()
                     await self._ack(entry_id)
@@ -191,14 +192,21 @@ class Worker:
                 continue
             log.warning("run_lost run_id=%s thread_id=%s previous_worker=%s", run.run_id, run.thread_id,
                         info.get("worker"))
-            bridge = EventBridge(self.bus, self.archive, run)
-            await bridge.error("worker_lost", "the worker running this agent stopped; the run cannot finish",
-                               recoverable=False)
-            await bridge.completed("failed", result=None, summary="The run was interrupted by a worker failure.",
-                                   duration_ms=int((time.time() - run.requested_at) * 1000),
-                                   error={"code": "worker_lost"})
-            await self.bus.set_run_status(run.run_id, run.user_id, "failed", self.worker_id)
+            await self._end_unfinished(request, "the worker running this agent stopped; the run cannot finish",
+                                       code="worker_lost")
             await self._ack(entry_id.decode())
+
+    async def _end_unfinished(self, request: dict[str, Any], message: str, code: str = "worker_error") -> None:
+        """A run that cannot finish still ends for its user: an error event and a failed completion."""
+        run = run_context(request)
+        try:
+            await self.bus.set_run_status(run.run_id, run.user_id, "failed", self.worker_id)
+            bridge = EventBridge(self.bus, self.archive, run)
+            await bridge.error(code, message, recoverable=False)
+            await bridge.completed("failed", result=None, summary="The run was interrupted by a worker failure.",
+                                   duration_ms=int((time.time() - run.requested_at) * 1000), error={"code": code})
+        except Exception:
+            log.exception("run_end_failed run_id=%s", run.run_id)
 
     async def _keepalive(self) -> None:
         """Refresh the idle time of our own pending runs so others do not think them lost."""
