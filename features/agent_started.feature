@@ -50,8 +50,7 @@ Feature: The agent starts: the user sees at once that work on her request has be
     Requests that arrive together are where crossed wires happen. One user seeing another's run,
     or even its identifiers, is a privacy breach.
 
-    Given Alice is connected
-    And Bob is connected
+    Given Alice and Bob are connected to the same gateway
     When Alice and Bob ask the math agent "What is 12*(3+4)?" at the same moment
     Then Alice receives nothing from Bob's threads
     And Bob receives nothing from Alice's threads

@@ -206,6 +206,24 @@ async def step_device_whole_run(context, name, device):
 
 # -- two users at once ----------------------------------------------------------------------------
 
+@given("{first:Person} and {second:Person} are connected to the same gateway")
+async def step_same_gateway(context, first, second):
+    """Both users on one gateway: where the fan-out of live events could cross users."""
+    world = context.world
+    server = (await world.connect(first)).frames[0].data["server_id"]
+    for _attempt in range(10):
+        client = await world.connect(second)
+        if client.frames[0].data["server_id"] == server:
+            break
+    else:
+        raise AssertionError(f"{second} never reached {first}'s gateway {server!r} in 10 connections")
+    # Only the connection that shares the gateway takes part: the others are closed.
+    person = world.person(second)
+    for other in person.clients[:-1]:
+        await other.close()
+    person.clients[:] = person.clients[-1:]
+
+
 @when('{first:Person} and {second:Person} ask the {agent:Agent} agent "{message}" at the same moment')
 async def step_two_ask_at_once(context, first, second, agent, message):
     world = context.world
