@@ -37,9 +37,11 @@ Feature: Resilience: runs survive broken parts of the service
     And Alice is connected
     When Alice starts an agent that thinks 10 times, pausing 0.3 s between thoughts
     And Redis is killed while Alice's agent is thinking
+    And Redis stays down for 1.5 seconds
     And Redis comes back
     And Alice asks to catch up on the same connection
     Then Alice receives every event of her run exactly once and in order
+    And some of Alice's events were produced while Redis was down
     And Alice's run completes with status completed
 
   @T114 @fault

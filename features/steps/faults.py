@@ -133,14 +133,34 @@ async def step_archive_complete(context, name):
 async def step_kill_redis(context, name):
     world = context.world
     await wait_thoughts(world, name, 2)
-    await control(world, "kill", "redis")
+    world.notes["outage_from"] = time.time()
+    world.target.crash("redis")  # no instant restart: the outage lasts as long as the scenario says
+
+
+@when("Redis stays down for {outage:Duration}")
+async def step_redis_down_for(context, outage):
+    """The outage itself is the fault under test: its length is an input, not a wait for
+    something to happen."""
+    await context.world.settle(outage)
 
 
 @when("Redis comes back")
 async def step_redis_back(context):
     world = context.world
+    world.target.release_restarts()
     took = await until(lambda: redis_answers(world), "Redis", on_slow=lambda: control(world, "start", "redis"))
+    world.notes["outage_to"] = time.time()
     print(f"measured: Redis answered again {took:.1f} s after the kill")
+
+
+@then("some of {name:Person}'s events were produced while Redis was down")
+async def step_events_during_redis_outage(context, name):
+    world = context.world
+    run = world.last_run(name)
+    events = world.events_of(name, run_id=run.run_id)
+    during = [f for f in events if world.notes["outage_from"] <= timestamp(f).timestamp() <= world.notes["outage_to"]]
+    print(f"measured: {len(during)} events were produced while Redis was down")
+    assert during, f"no event was produced while Redis was down, so the outage proved nothing\n{describe(events)}"
 
 
 @when("{name:Person} asks to catch up on the same connection")

@@ -7,14 +7,11 @@ cut like a failing network. Links live in ``world.notes["links"]`` and close wit
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from behave import given, then, when
 from hamcrest import assert_that, equal_to, greater_than, less_than
 
 from agentevents.testing.client import Frame, RecordingClient, describe
 from agentevents.testing.matchers import event_types_exactly, follows_lifecycle, gapless_seqs, only_events_of
-from agentevents.testing.netem import TcpProxy
 from agentevents.testing.parse_types import register_all
 from agentevents.testing.scripts import complete, register, steps
 
@@ -45,35 +42,18 @@ register("hands a tool a repetitive {kb:d} KB document",
 
 # -- links ------------------------------------------------------------------------------------
 
-async def open_link(world, name: str, *, latency_s: float = 0.0, target: tuple[str, int] | None = None) -> TcpProxy:
-    if target is None:
-        parts = urlsplit(world.target.ws_url)
-        target = (parts.hostname or "127.0.0.1", parts.port or 80)
-    proxy = await TcpProxy(*target, latency_s=latency_s).start()
-    world.closers.append(proxy.close)
-    world.notes.setdefault("links", {})[name] = proxy
-    return proxy
-
-
-def link_of(world, name: str) -> TcpProxy:
-    proxy = world.notes.get("links", {}).get(name)
-    if proxy is None:
-        raise AssertionError(f"{name} is not connected through a link of this scenario")
-    return proxy
-
-
 @given("{name:Person} is connected through a network link that can fail")
 @given("{name:Person} is connected through a recorded link")
 async def step_link(context, name):
     world = context.world
-    proxy = await open_link(world, name)
+    proxy = await world.open_link(name)
     await world.connect(name, url=proxy.url())
 
 
 @given("{name:Person} is connected through a link with {latency:Duration} of added latency")
 async def step_latency_link(context, name, latency):
     world = context.world
-    proxy = await open_link(world, name, latency_s=latency)
+    proxy = await world.open_link(name, latency_s=latency)
     client = await world.connect(name, url=proxy.url())
     # Both directions are delayed: a ping's round trip takes at least twice the latency.
     answer = await client.request({"type": "ping"}, timeout_s=10)
@@ -96,7 +76,7 @@ async def step_link_fails(context, name, count):
     client = run.client
     await client.wait_for(lambda f: len(thoughts(client, run.run_id)) >= count, 10,
                           f"{count} thoughts of {name}'s agent")
-    link_of(world, name).cut()
+    world.link_of(name).cut()
     await client.wait_closed(5)
     world.notes["cut_at_seq"] = client.last_seq(run.thread_id)
 
@@ -280,7 +260,7 @@ async def step_document_compressed(context, kb, name):
     run = world.last_run(name)
     client = run.client
     await client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
-    messages = wire_messages(bytes(link_of(world, name).wire.to_client))
+    messages = wire_messages(bytes(world.link_of(name).wire.to_client))
     assert len(messages) >= len(client.frames), \
         f"{len(messages)} messages on the wire for {len(client.frames)} frames received"
     carrying = [f for f in client.events(run_id=run.run_id)
@@ -315,5 +295,5 @@ async def step_each_whole(context, a, b, c):
         assert_that(run.client.events(), gapless_seqs(start=1))
         assert_that(run.client.events(), only_events_of(world.person(name).user_id, {run.thread_id}))
         end = events[-1]
-        print(f"measured: {name} (latency {link_of(world, name).latency_s * 1000:.0f} ms) whole run in "
+        print(f"measured: {name} (latency {world.link_of(name).latency_s * 1000:.0f} ms) whole run in "
               f"{(end.at - run.sent_at) * 1000:.0f} ms")

@@ -21,7 +21,6 @@ from hamcrest import assert_that, empty, equal_to, greater_than, greater_than_or
 
 from agentevents.testing.client import HandshakeRefused, RecordingClient, describe
 from agentevents.testing.matchers import follows_lifecycle, gapless_seqs, only_events_of
-from agentevents.testing.netem import TcpProxy
 from agentevents.testing.parse_types import register_all
 from agentevents.testing.scripts import complete, register, steps
 from agentevents.testing.tokens import TokenFactory
@@ -51,20 +50,6 @@ def tls_settings(context) -> tuple[str, str]:
     from agentevents.stack import native
     env = native.stack_env()
     return env["AE_WSS_URL"], env["AE_TLS_CA"]
-
-
-async def recorded_link(world, name: str, host: str, port: int) -> TcpProxy:
-    proxy = await TcpProxy(host, port).start()
-    world.closers.append(proxy.close)
-    world.notes.setdefault("links", {})[name] = proxy
-    return proxy
-
-
-def link_of(world, name: str) -> TcpProxy:
-    proxy = world.notes.get("links", {}).get(name)
-    if proxy is None:
-        raise AssertionError(f"{name} is not connected through a link of this scenario")
-    return proxy
 
 
 async def database(world) -> asyncpg.Connection:
@@ -99,8 +84,8 @@ async def step_tls_link(context, name):
     world = context.world
     wss_url, ca = tls_settings(context)
     parts = urlsplit(wss_url)
-    proxy = await recorded_link(world, name, "127.0.0.1" if parts.hostname == "localhost" else parts.hostname,
-                                parts.port or 443)
+    host = "127.0.0.1" if parts.hostname == "localhost" else parts.hostname
+    proxy = await world.open_link(name, target=(host, parts.port or 443))
     ctx = ssl.create_default_context(cafile=ca)
     url = f"wss://{parts.hostname}:{proxy.port}{parts.path or '/ws'}"
     client = await world.connect(name, url=url, ssl_context=ctx, compression=None)
@@ -113,7 +98,7 @@ async def step_tls_link(context, name):
 async def step_plain_link(context, name):
     world = context.world
     parts = urlsplit(world.target.ws_url)
-    proxy = await recorded_link(world, name, parts.hostname or "127.0.0.1", parts.port or 80)
+    proxy = await world.open_link(name, target=(parts.hostname or "127.0.0.1", parts.port or 80))
     await world.connect(name, url=proxy.url(), compression=None)
 
 
@@ -132,7 +117,7 @@ async def step_no_plaintext(context, name):
     run = world.last_run(name)
     await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
     question, token = question_and_token(world, name)
-    wire = link_of(world, name).wire
+    wire = world.link_of(name).wire
     seen = bytes(wire.to_server) + bytes(wire.to_client)
     print(f"measured: {len(seen)} bytes recorded on {name}'s encrypted link")
     assert_that(len(wire.to_client), greater_than(2000))
@@ -151,7 +136,7 @@ async def step_plaintext_control(context, name):
     run = world.last_run(name)
     await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
     question, token = question_and_token(world, name)
-    wire = link_of(world, name).wire
+    wire = world.link_of(name).wire
     print(f"measured: {wire.total} bytes recorded on {name}'s plain link")
     assert question in bytes(wire.to_client), f"{name}'s question is not readable on the plain link " \
                                               "(the control capture shows nothing)"

@@ -94,8 +94,9 @@ class Gateway:
     async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
         if path == "/health":
-            status = HTTPStatus.OK if self.hub.healthy else HTTPStatus.SERVICE_UNAVAILABLE
-            return self._json_response(connection, status, await self.health())
+            # Liveness: 200 while this process serves. A Redis outage hits every gateway alike, so
+            # it must not make the load balancer cut every session; it shows in the body instead.
+            return self._json_response(connection, HTTPStatus.OK, await self.health())
         if path == "/metrics":
             from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
             response = connection.respond(HTTPStatus.OK, generate_latest().decode())

@@ -396,6 +396,30 @@ def status() -> int:
     return 0 if all(report.values()) else 1
 
 
+def _supervisor_pid() -> int | None:
+    path = stack_dir() / "supervisord.pid"
+    return int(path.read_text().strip()) if path.exists() else None
+
+
+def crash(component: str) -> None:
+    """Kill a component and keep it down (a real outage) until ``release_restarts``: the
+    supervisor is frozen first, and restarts the component as after any crash once released."""
+    victim = component_pid(component)
+    pid = _supervisor_pid()
+    if pid:
+        os.kill(pid, signal.SIGSTOP)
+    os.kill(victim, signal.SIGKILL)
+
+
+def release_restarts() -> None:
+    pid = _supervisor_pid()
+    if pid:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+
+
 def component_pid(component: str) -> int:
     """The process id of a running component (for tests that measure a process)."""
     return _pid(Paths(stack_dir()), component)

@@ -12,8 +12,10 @@ import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from .client import Frame, RecordingClient
+from .netem import TcpProxy
 from .tokens import TokenFactory
 
 
@@ -89,6 +91,20 @@ class StackTarget:
         if native.control(action, component) != 0:
             raise RuntimeError(f"stack {action} {component} failed")
 
+    def crash(self, component: str) -> None:
+        """Kill a component and keep it down until ``release_restarts`` (on Docker: kill; its
+        restart policy decides)."""
+        if self.mode == "native":
+            from ..stack import native
+            native.crash(component)
+        else:
+            self.control("kill", component)
+
+    def release_restarts(self) -> None:
+        if self.mode == "native":
+            from ..stack import native
+            native.release_restarts()
+
     def heal(self) -> None:
         """After a fault scenario: every component running and healthy again."""
         if self.mode == "docker":
@@ -96,6 +112,7 @@ class StackTarget:
             docker_stack.up()
             return
         from ..stack import native
+        native.release_restarts()
         for component in native.INFRA:  # a paused (SIGSTOPped) process is "running" to supervisord
             try:
                 native.control("resume", component)
@@ -194,6 +211,24 @@ class World:
 
     def events_of(self, name: str, *, run_id: str | None = None, thread_id: str | None = None) -> list[Frame]:
         return [f for c in self.person(name).clients for f in c.events(run_id=run_id, thread_id=thread_id)]
+
+    async def open_link(self, name: str, *, latency_s: float = 0.0,
+                        target: tuple[str, int] | None = None) -> TcpProxy:
+        """A network link (a TCP proxy on loopback) for this person, closed after the scenario.
+        Without a target it leads to the stack's WebSocket endpoint."""
+        if target is None:
+            parts = urlsplit(self.target.ws_url)
+            target = (parts.hostname or "127.0.0.1", parts.port or 80)
+        proxy = await TcpProxy(*target, latency_s=latency_s).start()
+        self.closers.append(proxy.close)
+        self.notes.setdefault("links", {})[name] = proxy
+        return proxy
+
+    def link_of(self, name: str) -> TcpProxy:
+        proxy = self.notes.get("links", {}).get(name)
+        if proxy is None:
+            raise AssertionError(f"{name} is not connected through a link of this scenario")
+        return proxy
 
     @staticmethod
     async def settle(grace_s: float) -> None:
