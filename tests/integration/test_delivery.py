@@ -108,3 +108,133 @@ def test_bad_input_gets_an_error_frame_and_the_connection_stays_up(run):
         pong = await alice.request({"type": "ping"})
         assert_that(pong.type, equal_to("pong"))
     run(body)
+
+
+def test_browsers_authenticate_with_the_subprotocol_and_every_frame_matches_the_schema(run):
+    from agentevents.protocol.schemas import validate_server_frame
+
+    async def body(world):
+        person = world.person("Alice")
+        alice = await world.connect("Alice", token=world.token_for(person), via_subprotocol=True)
+        assert_that(alice.subprotocol, equal_to("jwt-auth"))
+        accepted = await alice.start_agent("math", "What is 12*(3+4)?")
+        end = await alice.wait_run_end(accepted.data["run_id"])
+        assert_that(end.data["data"]["result"], equal_to(84))
+        for frame in alice.frames:
+            validate_server_frame(frame.data)
+    run(body)
+
+
+def test_replay_falls_back_to_the_archive_when_redis_no_longer_has_the_range(run, target):
+    import asyncio
+
+    import asyncpg
+    import redis.asyncio as aioredis
+
+    from agentevents.bus import stream_key
+
+    async def body(world):
+        alice = await world.connect("Alice")
+        accepted = await alice.start_agent("research", "Tell me about Mars")
+        await alice.wait_run_end(accepted.data["run_id"])
+        thread_id = accepted.data["thread_id"]
+        live = [f.raw for f in alice.events()]
+        # Wait (with a deadline) until the archive holds the whole thread, then drop the stream.
+        db = await asyncpg.connect(target.database_url)
+        try:
+            for _ in range(100):
+                if await db.fetchval("SELECT count(*) FROM events WHERE thread_id = $1", thread_id) == len(live):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the archive never held the whole thread")
+        finally:
+            await db.close()
+        redis = aioredis.from_url(target.redis_url)
+        try:
+            assert await redis.delete(stream_key(thread_id)) == 1
+        finally:
+            await redis.aclose()
+
+        other = await world.connect("Alice")
+        await other.request({"type": "subscribe", "thread_id": thread_id, "since_seq": 0})
+        report = await other.wait_for(lambda f: f.type == "replay_complete", 5, "replay_complete")
+        assert report.data["complete"] is True
+        assert_that([f.raw for f in other.events()], equal_to(live))
+    run(body)
+
+
+def slow_consumers_closed() -> float:
+    """The gateways' own count of connections closed for not reading (their /metrics)."""
+    import urllib.request
+
+    from agentevents.stack import native
+
+    total = 0.0
+    for port in native.GATEWAYS.values():
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+            for line in resp.read().decode().splitlines():
+                if line.startswith("ae_slow_consumers_total "):
+                    total += float(line.split()[1])
+    return total
+
+
+def test_a_client_that_stops_reading_is_closed_as_slow_and_nobody_else_waits(run):
+    import asyncio
+
+    from websockets.asyncio.client import connect
+
+    async def body(world):
+        before = slow_consumers_closed()
+        person = world.person("Sloth", permissions=SCRIPT, tier="enterprise")
+        # A raw socket that reads nothing: its small receive queue fills, then TCP, then the server's queue.
+        auth = {"Authorization": f"Bearer {world.token_for(person)}"}
+        sloth = await connect(world.target.ws_url, additional_headers=auth, max_queue=1, compression=None)
+        # Five runs flood one thread at once (a single run is paced by Redis's fsync per event).
+        flood = {"steps": [{"repeat": 3000, "step": {"tool": "echo", "params": {"value": "x" * 2000}}}]}
+        reader = await world.connect("Sloth")
+        first = await reader.start_agent("scripted", "flood", options=flood)
+        thread_id = first.data["thread_id"]
+        await sloth.send(orjson.dumps({"type": "subscribe", "thread_id": thread_id}).decode())
+        runs = [first.data["run_id"]]
+        for _ in range(4):
+            again = await reader.start_agent("scripted", "flood", thread_id=thread_id, options=flood)
+            runs.append(again.data["run_id"])
+        try:
+            bob = await world.connect("Bob")
+            started = await bob.start_agent("math", "What is 6*7?")
+            end = await bob.wait_run_end(started.data["run_id"], 10)
+            assert_that(end.data["data"]["result"], equal_to(42))
+            # Closed once its queue overflows. It reads nothing, so neither the close frame (3001)
+            # nor the end of the connection can reach it: the gateway's own count says it was closed.
+            deadline = asyncio.get_running_loop().time() + 30
+            while slow_consumers_closed() == before and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.2)
+            assert_that(slow_consumers_closed(), equal_to(before + 1))
+        finally:
+            sloth.transport.abort()
+            for run_id in runs:  # the floods stop here, not minutes later on a shared stack
+                await reader.request({"type": "cancel_agent", "run_id": run_id})
+            for run_id in runs:
+                await reader.wait_run_end(run_id, 20)
+    run(body)
+
+
+def test_cancel_agent_stops_a_running_agent_promptly(run):
+    import time
+
+    async def body(world):
+        world.person("Alice", permissions=SCRIPT)
+        alice = await world.connect("Alice")
+        busy = {"steps": [{"repeat": 5000, "step": {"tool": "echo", "params": {"value": "x"}}}]}
+        accepted = await alice.start_agent("scripted", "busy", options=busy)
+        run_id = accepted.data["run_id"]
+        await alice.wait_for(lambda f: f.data.get("seq", 0) >= 20, 5, "20 events")
+        sent = time.monotonic()
+        answer = await alice.request({"type": "cancel_agent", "run_id": run_id})
+        assert_that(answer.type, equal_to("cancel_accepted"))
+        end = await alice.wait_run_end(run_id, 5)
+        assert_that(end.data["data"]["status"], equal_to("cancelled"))
+        assert end.at - sent < 1.0, f"the run took {end.at - sent:.2f}s to stop after the cancel"
+        assert len(alice.events(run_id=run_id)) < 2 * 5000, "the run emitted everything: it was not stopped"
+    run(body)
