@@ -1,15 +1,15 @@
 """``agentevents spec``: the plan's execution strategy for the behave specification.
 
-Scenarios that may share the stack run in N behave processes at once (features dealt out by
-their scenario counts); scenarios that must run alone — tagged @serial, @fault (they break a
-component) or @load (they would distort everyone's timings) — run afterwards, one process, alone.
+Scenarios that may share the stack run in N behave processes at once (scenarios dealt out one
+by one, the long @slow ones first, each to the least loaded shard); scenarios that must run
+alone — tagged @serial, @fault (they break a component) or @load (they would distort everyone's
+timings) — run afterwards, one process, alone.
 Each process writes its own JUnit directory; the runner gathers them into ``reports/junit`` with
 unique file names, so CI sees one set of test cases, each named once.
 """
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import sys
@@ -21,46 +21,65 @@ EXCLUSIVE_TAGS = ("@serial", "@fault", "@load")
 REPORTS = Path("reports")
 
 
+# Rough cost of a scenario, for balancing: a @slow one is worth many ordinary ones.
+SLOW_WEIGHT = 30
+
+
+@dataclass(frozen=True)
+class Scenario:
+    location: str  # "features/x.feature:12", what behave runs
+    tags: frozenset[str]
+
+    @property
+    def exclusive(self) -> bool:
+        return any(t.lstrip("@") in self.tags for t in EXCLUSIVE_TAGS)
+
+    @property
+    def weight(self) -> int:
+        return SLOW_WEIGHT if "slow" in self.tags else 1
+
+
 @dataclass
 class Shard:
     index: int
-    features: list[Path] = field(default_factory=list)
+    scenarios: list[Scenario] = field(default_factory=list)
     weight: int = 0
 
 
-def scenario_counts(features_dir: Path) -> dict[Path, int]:
-    counts = {}
+def scenarios_in(features_dir: Path) -> list[Scenario]:
+    from behave.parser import parse_file
+    found = []
     for path in sorted(features_dir.glob("*.feature")):
-        counts[path] = len(re.findall(r"^\s*Scenario(?: Outline)?:", path.read_text(), flags=re.M))
-    return counts
+        for scenario in parse_file(str(path)).walk_scenarios():
+            found.append(Scenario(f"{path}:{scenario.line}", frozenset(str(t) for t in scenario.effective_tags)))
+    return found
 
 
-def deal(counts: dict[Path, int], workers: int) -> list[Shard]:
-    """Largest feature first, each to the lightest shard (greedy balancing)."""
+def selected(scenario: Scenario, tags: list[str]) -> bool:
+    """The user's --tags (each must hold) and behave.ini's default (no @wip)."""
+    from behave.tag_expression import make_tag_expression
+    expressions = tags or ["not @wip"]
+    return all(make_tag_expression(t).check(scenario.tags) for t in expressions)
+
+
+def deal(scenarios: list[Scenario], workers: int) -> list[Shard]:
+    """Heaviest first, each to the lightest shard (greedy balancing)."""
     shards = [Shard(i) for i in range(max(1, workers))]
-    for path, count in sorted(counts.items(), key=lambda kv: -kv[1]):
+    for scenario in sorted(scenarios, key=lambda s: -s.weight):
         lightest = min(shards, key=lambda s: s.weight)
-        lightest.features.append(path)
-        lightest.weight += count
-    return [s for s in shards if s.features]
+        lightest.scenarios.append(scenario)
+        lightest.weight += scenario.weight
+    return [s for s in shards if s.scenarios]
 
 
-def tag_expression(user_tags: list[str], exclusive: bool) -> list[str]:
-    """behave --tags options: the user's, plus the split between shared and exclusive scenarios."""
-    split = " or ".join(EXCLUSIVE_TAGS)
-    args = [f"--tags={t}" for t in user_tags]
-    args.append(f"--tags={split}" if exclusive else f"--tags=not ({split})")
-    return args
-
-
-def behave_command(name: str, features: list[Path], tags: list[str], stack: str, extra: list[str]) -> list[str]:
+def behave_command(name: str, locations: list[str], tags: list[str], stack: str, extra: list[str]) -> list[str]:
     """One behave process. Scenarios left out by the shard's tag split are not reported (they are
     reported by the process that runs them); scenarios skipped at run time would be."""
     junit = REPORTS / "junit-parts" / name
     return [sys.executable, "-m", "behave", "-D", f"stack={stack}", "--junit", f"--junit-directory={junit}",
             "--no-skipped",
             "-f", "progress", "-o", "-", "-f", "html-pretty", "-o", str(REPORTS / f"specification-{name}.html"),
-            *tags, *extra, *map(str, features)]
+            *[f"--tags={t}" for t in tags], *extra, *locations]
 
 
 def launch(name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
@@ -89,6 +108,8 @@ def run_spec(tags: list[str] | None = None, workers: int = 2, stack: str = "nati
     extra = [a for a in (extra or []) if a != "--"]
     REPORTS.mkdir(exist_ok=True)
     shutil.rmtree(REPORTS / "junit-parts", ignore_errors=True)
+    for stale in [*REPORTS.glob("*.log"), *REPORTS.glob("specification-*.html")]:
+        stale.unlink()
     target = None
     if stack == "native":
         from .world import StackTarget
@@ -102,16 +123,17 @@ def run_spec(tags: list[str] | None = None, workers: int = 2, stack: str = "nati
             # skipped with their reason rather than left out.
             cmd = [sys.executable, "-m", "behave", "-D", f"stack={stack}", *[f"--tags={t}" for t in tags], *extra]
             return subprocess.call(cmd)
-        counts = scenario_counts(Path(features_dir))
-        shards = deal(counts, workers)
+        everything = [s for s in scenarios_in(Path(features_dir)) if selected(s, tags)]
+        shards = deal([s for s in everything if not s.exclusive], workers)
         procs = []
         for shard in shards:
-            cmd = behave_command(f"shard-{shard.index}", shard.features, tag_expression(tags, False), stack, extra)
+            cmd = behave_command(f"shard-{shard.index}", [s.location for s in shard.scenarios], tags, stack, extra)
             procs.append(launch(f"shard-{shard.index}", cmd))
         failed = any(p.wait() != 0 for p in procs)
         shared_s = time.monotonic() - started
-        cmd = behave_command("exclusive", sorted(counts), tag_expression(tags, True), stack, extra)
-        failed = launch("exclusive", cmd).wait() != 0 or failed
+        alone = [s.location for s in everything if s.exclusive]
+        if alone:
+            failed = launch("exclusive", behave_command("exclusive", alone, tags, stack, extra)).wait() != 0 or failed
         files = gather_junit()
         print(f"spec: {len(shards)} shards in {shared_s:.1f}s, then exclusive scenarios; total "
               f"{time.monotonic() - started:.1f}s; {files} JUnit files in {REPORTS / 'junit'}; logs in {REPORTS}/*.log")

@@ -122,7 +122,7 @@ class ToolDispatcher:
             watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
-        outcome.duration_ms = int((time.monotonic() - started) * 1000)
+        outcome.duration_ms = round((time.monotonic() - started) * 1000)
         version_key = (name, orjson.dumps(params, option=orjson.OPT_SORT_KEYS))
         self._versions[version_key] = self._versions.get(version_key, 0) + 1
         done: dict[str, Any] = {**(extra or {}), "tool_name": name, "tool_call_id": call_id,
