@@ -74,6 +74,12 @@ class ToolOutcome:
         return self.status in ("success", "rolled_back")
 
 
+def _consume(task: asyncio.Future[Any]) -> None:
+    """Retrieve an abandoned tool task's outcome so it is never reported as unhandled."""
+    if not task.cancelled():
+        task.exception()
+
+
 class ToolRateLimiter:
     """Per (user, tool) token buckets; shared by all runs in one worker."""
 
@@ -179,12 +185,22 @@ class ToolDispatcher:
 
         ctx = dataclasses.replace(self.ctx, report=report)
         limit = timeout_s if timeout_s is not None else tool.timeout_s
+        # The tool runs in its own task: at the deadline the user is told at once, even when the
+        # tool is slow to stop (an asyncpg query to a stalled server waits for it to answer the
+        # cancel); the abandoned task is cancelled and left to finish in the background.
+        task = asyncio.ensure_future(tool.run(params, ctx))
         try:
-            async with asyncio.timeout(limit):
-                result: ToolResult = await tool.run(params, ctx)
-        except TimeoutError:
+            done, _ = await asyncio.wait({task}, timeout=limit)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if not done:
+            task.cancel()
+            task.add_done_callback(_consume)
             return fail("timeout", "tool_timeout", f"tool {name!r} did not finish within {limit:g}s",
                         timeout_s=limit)
+        try:
+            result: ToolResult = task.result()
         except ToolError as exc:
             return fail("error", exc.code, exc.message, **exc.details)
         except Exception as exc:  # a tool bug must still end with tool_completed
