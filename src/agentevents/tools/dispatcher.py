@@ -148,7 +148,9 @@ class ToolDispatcher:
         if tool is None:
             return
         expected = float(getattr(tool, "expected_s", min(2.0, tool.timeout_s / 2)))
-        await asyncio.sleep(expected)
+        # The event loop's timers have millisecond granularity and may fire a little early.
+        while (left := started + expected - time.monotonic()) > 0:
+            await asyncio.sleep(left + 0.001)
         await self.sink.tool_progress({"tool_name": name, "tool_call_id": call_id, "status": "slow",
                                        "elapsed_ms": int((time.monotonic() - started) * 1000),
                                        "expected_ms": int(expected * 1000),
