@@ -19,7 +19,7 @@ system-deps:
 	@bash scripts/install-system-deps.sh
 
 spec: deps
-	$(VENV)/bin/agentevents spec --workers 2
+	$(VENV)/bin/agentevents spec --workers 3
 
 test: deps lint unit
 	bash scripts/with-stack.sh $(MAKE) --no-print-directory integration features
@@ -34,7 +34,7 @@ integration: $(STAMP)
 	$(PY) -m pytest tests/integration -q
 
 features: $(STAMP)
-	$(VENV)/bin/agentevents spec --workers 2
+	$(VENV)/bin/agentevents spec --workers 3
 
 stack-up: deps
 	$(VENV)/bin/agentevents stack up
