@@ -9,7 +9,6 @@ same ``tool_call_id`` and a status.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
@@ -125,9 +124,8 @@ class ToolDispatcher:
         try:
             outcome = await self._run(tool, name, call_id, params, timeout_s, agent_name)
         finally:
+            # Not awaited: a cancellation of this run arriving during that await would be swallowed.
             watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watchdog
         outcome.duration_ms = round((time.monotonic() - started) * 1000)
         version_key = (name, orjson.dumps(params, option=orjson.OPT_SORT_KEYS))
         self._versions[version_key] = self._versions.get(version_key, 0) + 1
