@@ -10,6 +10,7 @@ unique file names, so CI sees one set of test cases, each named once.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -102,6 +103,19 @@ def gather_junit() -> int:
     return count
 
 
+def junit_totals() -> tuple[int, int]:
+    """Scenarios passed and not passed, over the gathered JUnit files."""
+    import xml.etree.ElementTree as ET
+    passed = failed = 0
+    for xml in (REPORTS / "junit").glob("*.xml"):
+        for case in ET.parse(xml).getroot().iter("testcase"):
+            if case.get("status") == "passed":
+                passed += 1
+            else:
+                failed += 1
+    return passed, failed
+
+
 def run_spec(tags: list[str] | None = None, workers: int = 2, stack: str = "native",
              extra: list[str] | None = None, features_dir: str = "features") -> int:
     tags = tags or []
@@ -141,8 +155,10 @@ def run_spec(tags: list[str] | None = None, workers: int = 2, stack: str = "nati
             lines = log.read_text(errors="replace").splitlines()
             summary = [line for line in lines if " passed, " in line or line.startswith("Failing scenarios")]
             print(f"  {log.stem}: {'; '.join(summary)}")
-            if any(" failed" in line and not line.endswith(" 0 failed, 0 skipped") for line in summary):
+            if any(re.search(r"\b[1-9]\d* (failed|error)", line) for line in summary):
                 print("\n".join(f"    {line}" for line in lines[-60:]))
+        passed, failed = junit_totals()
+        print(f"spec: {passed} passed, {failed} failed")
     finally:
         if target is not None:
             target.stop()
