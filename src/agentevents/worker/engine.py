@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -92,7 +94,10 @@ class ExecutionEngine:
             dispatcher.register(custom_tool_from_definition(definition))
         return dispatcher
 
-    async def execute(self, request: dict[str, Any], preferences: dict[str, Any] | None = None) -> str:
+    async def execute(self, request: dict[str, Any],
+                      preferences: dict[str, Any] | Awaitable[dict[str, Any] | None] | None = None) -> str:
+        """Run one request. ``preferences`` may be an awaitable: it is awaited only after
+        agent_started is out, so a slow preference store never delays the user's first event."""
         run = run_context(request)
         budget = min(self.settings.max_events_per_run, TIER_EVENT_BUDGET.get(run.tier, 2000))
         bridge = EventBridge(self.bus, self.archive, run, max_events=budget)
@@ -108,11 +113,15 @@ class ExecutionEngine:
             agent = self.registry.create(run.agent_type, run.options)
             tools = self._dispatcher(run, bridge)
         except (UnknownAgent, AgentFactoryError, ToolError) as exc:
+            if inspect.iscoroutine(preferences):
+                preferences.close()  # never needed: the run ends here
             return await self._refuse(run, bridge, exc, started)
         previous_runs, previous_run_id = await self.bus.record_run(run.thread_id, run.run_id)
         context = {"previous_runs": previous_runs, "previous_run_id": previous_run_id,
                    "iteration": previous_runs + 1}
         await bridge.started(description=spec.description, context=context)
+        if inspect.isawaitable(preferences):
+            preferences = await preferences
         prefs = {**(preferences or {}), **(run.options.get("preferences") or {})}
         ctx = AgentContext(run, bridge, tools, self.bus, preferences=prefs)
         ctx.context = context

@@ -127,8 +127,7 @@ class Worker:
             async with self.slots:
                 status = "failed"
                 try:
-                    prefs = await self._preferences(request["user_id"])
-                    status = await self.engine.execute(request, prefs)
+                    status = await self.engine.execute(request, self._preferences(request["user_id"]))
                 except Exception:
                     log.exception("run_error run_id=%s", request.get("run_id"))
                     await self._end_unfinished(request, "the worker could not run this agent")
