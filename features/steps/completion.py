@@ -121,21 +121,7 @@ def recovered_codes(events: list[Frame]) -> list[str]:
 
 @given("{name:Person} prefers brief summaries")
 def step_prefers_brief(context, name):
-    context.world.notes.setdefault("preferences", {})[name] = {"summary_style": "brief"}
-
-
-@when("{first:Person} and {second:Person} each start an agent that {behaviour}")
-async def step_each_start(context, first, second, behaviour):
-    world = context.world
-    preferences = world.notes.get("preferences", {})
-
-    def options(name: str) -> dict[str, Any]:
-        found = script_for(behaviour)
-        if name in preferences:
-            found["preferences"] = preferences[name]
-        return found
-
-    await asyncio.gather(*(world.start(n, "scripted", behaviour, options=options(n)) for n in (first, second)))
+    context.world.person(name).preferences.update({"summary_style": "brief"})
 
 
 @when("{name:Person} starts {count:d} agents at once that each {behaviour}")

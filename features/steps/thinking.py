@@ -8,17 +8,16 @@ thought shows.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import datetime
 
-from behave import given, then, when
+from behave import given, then
 from hamcrest import assert_that, equal_to, has_length
 
 from agentevents.testing.client import describe
 from agentevents.testing.matchers import follows_lifecycle, gapless_seqs
 from agentevents.testing.parse_types import register_all
-from agentevents.testing.scripts import register, script_for, steps
+from agentevents.testing.scripts import register, steps
 
 register_all()
 
@@ -450,21 +449,7 @@ async def step_recovery_thought(context):
 
 @given("{name:Person} prefers concise thinking")
 def step_prefers_concise(context, name):
-    context.world.notes.setdefault("preferences", {})[name] = {"thinking_style": "concise"}
-
-
-@when("{first:Person} and {second:Person} both start an agent that {behaviour}")
-async def step_both_start(context, first, second, behaviour):
-    world = context.world
-    prefs = world.notes.get("preferences", {})
-
-    def options(name):
-        opts = script_for(behaviour)
-        if name in prefs:
-            opts["preferences"] = dict(prefs[name])
-        return opts
-
-    await asyncio.gather(*(world.start(n, "scripted", behaviour, options=options(n)) for n in (first, second)))
+    context.world.person(name).preferences.update({"thinking_style": "concise"})
 
 
 @then("{name:Person}'s thoughts are one sentence each and marked as concise")

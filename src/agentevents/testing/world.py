@@ -144,6 +144,7 @@ class Person:
     user_id: str
     permissions: list[str] = field(default_factory=list)
     tier: str = "free"
+    preferences: dict[str, Any] = field(default_factory=dict)  # sent with each of her requests
     clients: list[RecordingClient] = field(default_factory=list)
     threads: dict[str, str] = field(default_factory=dict)   # label -> thread_id
     runs: dict[str, str] = field(default_factory=dict)      # label -> run_id
@@ -188,6 +189,9 @@ class World:
         """Start a run and wait for its run_accepted; fails with what was received otherwise."""
         person = self.person(name)
         client = client or person.client
+        if person.preferences:
+            options = dict(options or {})
+            options["preferences"] = {**person.preferences, **options.get("preferences", {})}
         sent = time.monotonic()
         answer = await client.start_agent(agent, message, thread_id=thread_id, options=options)
         if answer.type != "run_accepted":
