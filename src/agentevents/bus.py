@@ -24,6 +24,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ResponseError
 
+from .protocol.envelope import splice_seq
+
 log = logging.getLogger("agentevents.bus")
 
 RUNS_STREAM = "ae:runs"
@@ -113,8 +115,7 @@ class Bus:
         seq, fresh = await self._publish(
             keys=[seq_key(tid), stream_key(tid), eid_key(tid, eid)],
             args=[body, self.history_maxlen, self.history_ttl_s, channel(tid)])
-        payload = b'{"seq":' + str(seq).encode() + b"," + body[1:]
-        return int(seq), payload, bool(fresh)
+        return int(seq), splice_seq(body, int(seq)), bool(fresh)
 
     async def head_seq(self, tid: str) -> int:
         value = await self.redis.get(seq_key(tid))
@@ -186,9 +187,6 @@ class Bus:
             if status not in ("queued", "running", "waiting_approval"):
                 pipe.srem(active_key(user_id), run_id)
             await pipe.execute()
-
-    async def active_runs(self, user_id: str) -> int:
-        return int(await self.redis.scard(active_key(user_id)))
 
     # -- control --------------------------------------------------------------------------
     async def send_control(self, message: dict[str, Any]) -> None:

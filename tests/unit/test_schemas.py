@@ -385,9 +385,6 @@ class MemoryBus:
     async def claim_thread(self, tid: str, user_id: str, created_at: str) -> bool:
         return self.owners.setdefault(tid, user_id) == user_id
 
-    async def active_runs(self, user_id: str) -> int:
-        return 0
-
     async def reserve_run(self, user_id: str, run_id: str, limit: int) -> bool:
         return True
 

@@ -63,7 +63,7 @@ class EventBridge:
     async def emit(self, event_type: str, data: dict[str, Any], *, agent_name: str | None = None,
                    budget: bool = True) -> int:
         if event_type != ev.AGENT_THINKING:
-            await self._flush_thinking(agent_name)
+            await self._flush_thinking()
         return await self._publish(event_type, data, agent_name=agent_name, budget=budget)
 
     async def _publish(self, event_type: str, data: dict[str, Any], *, agent_name: str | None,
@@ -120,7 +120,7 @@ class EventBridge:
             return None
         return await self._emit_thinking(*released)
 
-    async def _flush_thinking(self, _agent_name: str | None = None) -> None:
+    async def _flush_thinking(self) -> None:
         """Send what the throttle holds, under the agent and metadata it was reasoned with."""
         released = self.throttle.flush()
         if released is not None:
