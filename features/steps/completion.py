@@ -97,9 +97,8 @@ def expect(condition: bool, problem: str, frames: list[Frame]) -> None:
 
 async def ended(context, name: str, run: Run | None = None) -> tuple[Run, dict[str, Any], list[Frame]]:
     """A run once its agent_completed arrived: the run, the completion's data, the run's events."""
-    run = run or context.world.last_run(name)
-    end = await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
-    return run, end.data["data"], run.client.events(run_id=run.run_id)
+    run, end, events = await context.world.finished(name, run, RUN_TIMEOUT_S)
+    return run, end.data["data"], events
 
 
 def of_type(events: list[Frame], event_type: str) -> list[Frame]:

@@ -21,9 +21,8 @@ GRACE_S = 0.3
 
 async def finished(context, name):
     """The person's last run, once its agent_completed has arrived, and its events."""
-    run = context.world.last_run(name)
-    await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
-    return run, run.client.events(run_id=run.run_id)
+    run, _end, events = await context.world.finished(name, timeout_s=RUN_TIMEOUT_S)
+    return run, events
 
 
 @then("{name:Person} receives {event:EventType} within {limit:Duration}")

@@ -231,9 +231,8 @@ async def step_crowd_figures(context):
 # -- one rapid run (T102) ---------------------------------------------------------------------
 
 async def finished_run(context, name):
-    run = context.world.last_run(name)
-    await run.client.wait_run_end(run.run_id, CROWD_RUN_TIMEOUT_S)
-    return run, run.client.events(run_id=run.run_id)
+    run, _end, events = await context.world.finished(name, timeout_s=CROWD_RUN_TIMEOUT_S)
+    return run, events
 
 
 @then("{name:Person} receives all {count:d} events in the order her agent emitted them")

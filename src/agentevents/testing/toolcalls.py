@@ -104,9 +104,8 @@ def raw_of(context, name: str) -> list[Frame]:
 
 async def run_events(context, name: str) -> tuple[Any, list[Frame], Frame]:
     """The person's last run once its agent_completed arrived: (run, its events, the completion)."""
-    run = context.world.last_run(name)
-    end = await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
-    return run, run.client.events(run_id=run.run_id), end
+    run, end, events = await context.world.finished(name, timeout_s=RUN_TIMEOUT_S)
+    return run, events, end
 
 
 async def defined_end(context, name: str) -> None:

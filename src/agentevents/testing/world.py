@@ -206,6 +206,14 @@ class World:
             raise AssertionError(f"{name or 'nobody'} has started no run")
         return runs[-1]
 
+    async def finished(self, name: str, run: Run | None = None,
+                       timeout_s: float = 20.0) -> tuple[Run, Frame, list[Frame]]:
+        """A run (the person's last by default) once its agent_completed arrived: the run, the
+        completion frame, and the run's events on the connection that started it."""
+        run = run or self.last_run(name)
+        end = await run.client.wait_run_end(run.run_id, timeout_s)
+        return run, end, run.client.events(run_id=run.run_id)
+
     def runs_of(self, name: str) -> list[Run]:
         return [r for r in self.runs if r.person == name]
 
