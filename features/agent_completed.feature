@@ -12,8 +12,8 @@ Feature: agent_completed: the user learns how a run ended and what it produced
     Given Alice is connected
     When Alice asks the math agent "What is 12*(3+4)?"
     Then Alice receives agent_started within 500 ms
-    And Alice receives the run's events in the order agent_started, agent_thinking, agent_thinking, tool_executing, tool_completed, agent_completed
-    And every event Alice received has the full envelope for her thread
+    And Alice sees the agent start, think twice, use the calculator and finish, in that order
+    And every event Alice received has the full envelope for her conversation
     And Alice's run completes with result 84
     And Alice's run follows the lifecycle
 
@@ -34,7 +34,7 @@ Feature: agent_completed: the user learns how a run ended and what it produced
 
     Given Alice is connected
     When Alice asks the research agent "What is the tallest volcano on Mars?"
-    Then Alice receives the run's events in the order agent_started, agent_thinking, tool_executing, tool_completed, agent_thinking, agent_completed
+    Then Alice sees the agent start, plan, search, read the results and answer, in that order
     And Alice's events are numbered without gaps or repeats
 
   @T084
@@ -48,29 +48,28 @@ Feature: agent_completed: the user learns how a run ended and what it produced
     And Alice's completion cites the knowledge-base sources her search found
     And Alice's completion suggests what to do next
 
-  @T085
+  @T085 @conformance_agent
   Scenario: A run reports how long it took
     Run durations feed the user's progress display and our own service figures; a wrong figure
     misleads both.
 
-    Given Alice may run scripted agents
-    And Alice is connected
+    Given Alice is connected
     When Alice starts an agent that works quietly for 1 second
     Then Alice's run reports a duration of at least 1 second, within 150 ms of the time between its first and last event
 
-  @T086
+  @T086 @conformance_agent
   Scenario: Finished runs free their slots for new ones
     A free user may run five agents at a time. Once those runs end, the user must be able to start
     five more; a slot that is never given back locks the user out for good.
 
-    Given Alice may run scripted agents
-    And Alice is on the free tier
+    Given Alice is on the free tier
     And Alice is connected
     When Alice starts 5 agents at once that each work quietly for 1 second
-    Then Alice cannot start another agent while her 5 runs are still going
-    When all of Alice's runs have finished
+    And Alice tries to start one more agent while those 5 are still going
+    And all of Alice's runs have finished
     And Alice starts 5 agents at once that each work quietly for 0.2 seconds
-    Then all 5 of Alice's new runs are accepted and complete
+    Then the extra agent was refused because Alice already had 5 runs going
+    And all 5 of Alice's new runs are accepted and complete
 
   @T087
   Scenario: A research question without a source ends as partial, with an explanation
@@ -89,7 +88,7 @@ Feature: agent_completed: the user learns how a run ended and what it produced
     Given Alice is connected
     When Alice asks the math agent "What is 12*(3+4)?"
     And Alice's run has finished
-    And Alice asks the math agent "Not quite: I meant 12*(3+4)*2" in the same thread
+    And Alice asks the math agent "Not quite: I meant 12*(3+4)*2" in the same conversation
     Then Alice's run completes with result 168
     And Alice's runs in the conversation complete as iterations 1 and 2
 
@@ -120,14 +119,12 @@ Feature: agent_completed: the user learns how a run ended and what it produced
     When Alice asks the math agent "What is 12*(3+4)?"
     Then Alice's completion assesses its quality with a confidence between 0 and 1 and a method
 
-  @T092
+  @T092 @conformance_agent
   Scenario: A user who prefers brief summaries gets a one-sentence summary
     Some users want the gist, others the whole story. Personalising the summary must honour the
     user's own preference and never leak it onto another user.
 
-    Given Alice may run scripted agents
-    And Bob may run scripted agents
-    And Alice prefers brief summaries
+    Given Alice prefers brief summaries
     And Alice is connected
     And Bob is connected
     When Alice and Bob each start an agent that summarises its work in three sentences
@@ -142,13 +139,12 @@ Feature: agent_completed: the user learns how a run ended and what it produced
     When Alice asks the research agent "What is the tallest volcano on Mars?"
     Then Alice's completion records what was learned from its best source
 
-  @T094
+  @T094 @conformance_agent
   Scenario: The completion's metrics equal what the user received
     Metrics drive usage reports and billing. They must count exactly what the user was shown:
     no phantom events, no missing tool calls, the same duration.
 
-    Given Alice may run scripted agents
-    And Alice is connected
+    Given Alice is connected
     When Alice starts an agent that thinks 3 times and uses the calculator 2 times
     Then the metrics in Alice's completion equal the events, tool calls and time she received
 
@@ -163,13 +159,12 @@ Feature: agent_completed: the user learns how a run ended and what it produced
     And Alice's run completes with status failed
     And Alice's completion reports the error code "no_expression" that she was shown
 
-  @T096
+  @T096 @conformance_agent
   Scenario: A run over its time limit ends as timeout with what it produced so far
     A run that overruns must not hang the user: it ends promptly and still hands over the work
     it managed to do.
 
-    Given Alice may run scripted agents
-    And Alice is connected
+    Given Alice is connected
     When Alice starts an agent that calculates a total, then overruns a 1-second limit
     Then Alice's run completes with status timeout
     And Alice's completion carries the partial result produced before the limit, promptly
@@ -185,42 +180,40 @@ Feature: agent_completed: the user learns how a run ended and what it produced
     Then Alice's run completes with status degraded
     And Alice's completion names the database as unavailable and keeps the rest of the analysis
 
-  @T098
+  @T098 @conformance_agent
   Scenario: A run that recovers from a tool error completes and says what it recovered from
     A failed tool is not a failed answer. The user gets the answer, and the completion is honest
     that something went wrong on the way.
 
-    Given Alice may run scripted agents
-    And Alice is connected
+    Given Alice is connected
     When Alice starts an agent that hits a failing tool, then succeeds with another one
     Then Alice's run completes with status completed
     And Alice's completion records the tool errors she saw as recovered from
 
-  @T099
-  Scenario: A run that needs approval completes when approved and is cancelled when declined
+  @T099 @conformance_agent
+  Scenario Outline: A run that needs approval completes when approved and is cancelled when declined
     Some actions, such as moving money, must wait for the user's yes. The completion records the
     decision; a "no" must stop the action.
 
-    Given Alice may run scripted agents
-    And Alice is connected
+    Given Alice is connected
     When Alice starts an agent that needs her approval to transfer money
-    Then Alice is asked for approval, and the agent waits for her answer
-    When Alice approves the agent's request
-    Then Alice's run completes with status completed
-    And Alice's completion lists the approval she gave
-    When Alice starts an agent that needs her approval to transfer money
-    And Alice declines the agent's request
-    Then Alice's run completes with status cancelled
-    And Alice's completion lists the approval she declined
-    And the agent did no work after Alice declined
+    And Alice <answers> the agent's request once it has waited for her answer
+    Then Alice was asked for approval, and the agent waited for her answer
+    And Alice's run completes with status <status>
+    And Alice's completion lists the approval she <answered>
+    And the agent <did what> after Alice answered
 
-  @T100
+    Examples: Alice's answer
+      | answers  | status    | answered | did what          |
+      | approves | completed | gave     | made the transfer |
+      | declines | cancelled | declined | did no work       |
+
+  @T100 @conformance_agent
   Scenario: A failed step is rolled back, retried, and the run completes
     If one step of a booking fails, the steps already done are undone before trying again, so
     the user is never left with half a booking.
 
-    Given Alice may run scripted agents
-    And Alice is connected
+    Given Alice is connected
     When Alice starts an agent that books two items, fails the payment, rolls back and retries
     Then Alice sees each booking undone, newest first, after the failed payment
     And Alice's run completes with status completed

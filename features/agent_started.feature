@@ -31,7 +31,7 @@ Feature: The agent starts: the user sees at once that work on her request has be
     Given Alice is connected
     When Alice asks the triage agent "Where should I ask about my invoice?"
     Then Alice's agent_started names her run, her conversation, herself and the triage agent
-    And every event Alice received has the full envelope for her thread
+    And every event Alice received has the full envelope for her conversation
     And every agent_started Alice received matches the published schema
 
   @T004 @isolation
@@ -52,19 +52,18 @@ Feature: The agent starts: the user sees at once that work on her request has be
 
     Given Alice and Bob are connected to the same gateway
     When Alice and Bob ask the math agent "What is 12*(3+4)?" at the same moment
-    Then Alice receives nothing from Bob's threads
-    And Bob receives nothing from Alice's threads
+    Then Alice receives nothing from Bob's conversations
+    And Bob receives nothing from Alice's conversations
     And neither Alice nor Bob sees any identifier of the other's runs
     And Alice's run follows the lifecycle
     And Bob's run follows the lifecycle
 
-  @T006 @isolation
+  @T006 @isolation @conformance_agent
   Scenario: A connection lost right after the request still gets the start notice exactly once
     Mobile connections drop at the worst moment. Coming back, the user must see the run from its
     start, with nothing missing and nothing shown twice.
 
-    Given Alice may run scripted agents
-    And Alice is connected
+    Given Alice is connected
     When Alice starts an agent that thinks 4 times, 0.3 seconds apart
     And Alice's connection drops
     And Alice reconnects and resumes her conversation from the very beginning
@@ -72,19 +71,23 @@ Feature: The agent starts: the user sees at once that work on her request has be
     And Alice's new connection receives the whole run exactly once, in order
 
   @T007 @security
-  Scenario: Forged, expired and missing credentials are turned away at the door
+  Scenario Outline: Forged, expired and missing credentials are turned away at the door
     Only the owner of a conversation may watch it. Anybody presenting a fake, stale or no pass
     is refused before seeing anything, and the owner's run is not disturbed.
 
     Given Alice is connected
     And Mallory is connected
     When Alice asks the math agent "What is 12*(3+4)?"
-    And Mallory tries to connect as Alice with a forged token
-    And Mallory tries to connect as Alice with an expired token
-    And Mallory tries to connect without a token
-    Then every one of Mallory's attempts is refused with HTTP 401
+    And Mallory tries to connect as Alice <with what pass>
+    Then Mallory is turned away with HTTP 401
     And Alice's run follows the lifecycle
-    And Mallory receives nothing from Alice's threads
+    And Mallory receives nothing from Alice's conversations
+
+    Examples: Passes that do not open the door
+      | with what pass        |
+      | with a forged token   |
+      | with an expired token |
+      | without a token       |
 
   @T008 @isolation
   Scenario: Three requests sent at once become three separate runs
@@ -97,28 +100,26 @@ Feature: The agent starts: the user sees at once that work on her request has be
     And each of Alice's runs receives exactly one agent_started, in its own conversation
     And each of Alice's runs follows the lifecycle
 
-  @T009
+  @T009 @conformance_agent
   Scenario: An agent that cannot be created is reported as a failure, not as a start
     Announcing a start for an agent that never ran would leave the user waiting forever. An honest
     error and a failed ending let the product offer a retry.
 
-    Given Alice may run scripted agents
-    And Alice is connected
+    Given Alice is connected
     When Alice starts an agent that cannot be created
-    Then Alice receives the run's events in the order agent_error, agent_completed
+    Then Alice sees an error instead of a start, and then the end of her run
     And the error tells Alice that the agent could not start
     And Alice's run completes with status failed
 
-  @T010 @fault
+  @T010 @fault @conformance_agent
   Scenario: A gateway restarted during a run costs the user nothing
     Servers are updated while people are mid-conversation. The user reconnects through the load
     balancer and continues where she was, without gaps or repeats.
 
-    Given Alice may run scripted agents
-    And Alice is connected
+    Given Alice is connected
     When Alice starts an agent that thinks 8 times, 0.5 seconds apart
     And the gateway holding Alice's connection restarts after her first thought
-    And Alice reconnects and resumes her threads
+    And Alice reconnects and resumes her conversations
     Then Alice receives every event of her run exactly once across her connections
 
   @T011 @load @timing
@@ -129,21 +130,24 @@ Feature: The agent starts: the user sees at once that work on her request has be
     Given 50 people are connected
     When each of them asks the triage agent "Which agent should answer this?" at the same moment
     Then every one of them receives agent_started within 2 seconds
-    And the 95th percentile of those waits is under 500 ms
+    And at least 95 % of them receive it within 500 ms
 
   @T012
-  Scenario: Incomplete or unknown agent requests are explained and do no harm
+  Scenario Outline: An incomplete or unknown agent request is explained and does no harm
     Integrators make mistakes. A clear answer naming what is wrong saves them hours, and one bad
     request must not break the connection for the good ones that follow.
 
     Given Alice is connected
-    When Alice asks to start an agent without saying which one
-    Then Alice is told her request is malformed because the agent type is missing
-    When Alice asks for the "fortune_teller" agent, which does not exist
-    Then Alice is told the agent is unknown, with the list of agents she can use
-    And no run was started for Alice
-    When Alice asks the math agent "What is 12*(3+4)?"
-    Then Alice's run completes with result 84
+    When Alice <asks wrongly>
+    And Alice asks the math agent "What is 12*(3+4)?" on the same connection
+    Then Alice is told <what is wrong>
+    And Alice's mistaken request started no run
+    And Alice's run completes with result 84
+
+    Examples: Mistakes integrators make
+      | asks wrongly                                              | what is wrong                                              |
+      | asks to start an agent without saying which one           | her request is malformed because the agent type is missing |
+      | asks for the "fortune_teller" agent, which does not exist | the agent is unknown, with the list of agents she can use  |
 
   @T013 @fault @internals
   Scenario: A paused database does not delay the start, and the history catches up afterwards
@@ -151,12 +155,12 @@ Feature: The agent starts: the user sees at once that work on her request has be
     not notice, and once it is back the record must be complete.
 
     Given Alice is connected
-    And PostgreSQL is paused
+    And the database is paused
     When Alice asks the math agent "What is 12*(3+4)?"
+    And the database resumes once Alice's run has ended
     Then Alice receives agent_started within 500 ms
     And Alice's run completes with result 84
-    When PostgreSQL resumes
-    Then the archive holds every event of Alice's run, exactly as she received it
+    And the archive holds every event of Alice's run, exactly as she received it
 
   @T014 @isolation
   Scenario: Five users starting the same agent each get exactly one start notice of their own
@@ -173,14 +177,13 @@ Feature: The agent starts: the user sees at once that work on her request has be
     Scripted agents are a developer tool. Ordinary users are told which permission they lack and
     nothing starts; developers holding it are served normally.
 
-    Given Alice is connected
-    And Bob may run scripted agents
+    Given Bob holds the "agents:script" permission
+    And Alice is connected
     And Bob is connected
-    When Alice tries to start an agent that thinks once
+    When Alice and Bob each try to start an agent that thinks once
     Then Alice is refused because she lacks the "agents:script" permission
     And Alice receives no agent_started
-    When Bob starts an agent that thinks once
-    Then Bob receives agent_started within 2 seconds
+    But Bob receives agent_started within 2 seconds
 
   @T016 @isolation
   Scenario: A device follows a conversation only for as long as it asks to
@@ -188,14 +191,14 @@ Feature: The agent starts: the user sees at once that work on her request has be
     should stop them, while the device that started it keeps receiving everything.
 
     Given Alice is connected on her laptop and on her phone
-    When Alice asks the triage agent "Which agent can plan a trip?" from her laptop
-    And Alice's phone follows that conversation
+    And Alice has asked the triage agent "Which agent can plan a trip?" from her laptop
+    When Alice's phone follows that conversation
     And Alice asks the triage agent "And which one can book it?" again in that conversation from her laptop
-    Then Alice's phone receives that run's agent_started
-    When Alice's phone stops following that conversation
+    And Alice's phone stops following that conversation
     And Alice asks the triage agent "Thanks, that is all." again in that conversation from her laptop
-    Then Alice's phone receives nothing of that run
-    But Alice's laptop receives that whole run
+    Then Alice's phone received the run asked while it followed the conversation, once and whole
+    And Alice's phone received nothing of the run asked after it stopped following
+    But Alice's laptop received every run of the conversation whole
 
   @T017 @isolation
   Scenario: Two agents working for one user at once keep their conversations apart
@@ -209,14 +212,12 @@ Feature: The agent starts: the user sees at once that work on her request has be
     And Alice's events are numbered without gaps or repeats
     And each of Alice's runs follows the lifecycle
 
-  @T018 @security
+  @T018 @security @conformance_agent
   Scenario: A user whose pass expires mid-run stays connected only if she renews it
     Long runs outlast short-lived credentials. Renewing in place must keep the conversation
     flowing; not renewing must end the connection with a reason the app understands.
 
-    Given Alice may run scripted agents
-    And Bob may run scripted agents
-    And Alice is connected with a token that expires in 3 seconds
+    Given Alice is connected with a token that expires in 3 seconds
     And Bob is connected with a token that expires in 3 seconds
     When Alice starts an agent that thinks 8 times, 0.9 seconds apart
     And Bob starts an agent that thinks 8 times, 0.9 seconds apart
@@ -229,10 +230,10 @@ Feature: The agent starts: the user sees at once that work on her request has be
     Every visit opens a connection and every departure must give back what it used. Leftovers pile
     up over a day of traffic until a gateway refuses newcomers.
 
-    Given the open connections and file descriptors of each gateway are noted
-    When 200 connections are opened and then closed
-    Then each gateway's open connections return to their baseline
-    And each gateway's file descriptors return to their baseline
+    Given the gateways are at rest
+    When 200 visitors connect and then leave
+    Then the gateways count none of the visitors as connected any more
+    And the gateways hold nothing the visitors used
 
   @T020 @isolation
   Scenario: Users connecting from different networks and regions all get complete runs

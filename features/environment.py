@@ -10,16 +10,26 @@ and fresh users, threads and sockets per scenario.
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 
-from agentevents.testing.world import StackTarget, World
+from agentevents.testing.world import StackTarget, TargetError, World
 
 
 def before_all(context):
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     context.loop = loop
-    context.target = StackTarget.from_userdata(dict(context.config.userdata))
-    context.target.start()
+    try:
+        target = StackTarget.from_userdata(dict(context.config.userdata))
+        target.start()
+    except TargetError as exc:
+        # Nothing ran yet and nothing can: one line, not a hook traceback per scenario.
+        sys.stdout.flush()
+        sys.stderr.write(f"specification: {exc}\n")
+        sys.stderr.flush()
+        os._exit(2)
+    context.target = target
 
 
 def before_scenario(context, scenario):
@@ -31,6 +41,10 @@ def before_scenario(context, scenario):
                       "does not expose them")
         return
     context.world = World(context.target, scenario.name)
+    if "conformance_agent" in scenario.effective_tags:
+        # The scenario drives the scripted (conformance) agent: every person in it may start it.
+        from agentevents.auth import PERM_SCRIPT
+        context.world.default_permissions.append(PERM_SCRIPT)
 
 
 def after_scenario(context, scenario):

@@ -54,21 +54,23 @@ Feature: Security: each user's events stay private, protected and accounted for
     And Alice sees her email, card number and token marked as redacted
     And the archive of Alice's run holds every event and none of her personal data
 
-  @T120 @security @internals
-  Scenario: Attempts to hijack another user's run, or to use forged or revoked tokens, are refused
+  @T120 @security @internals @conformance_agent
+  Scenario Outline: Attempts to hijack another user's run, or to use forged or revoked tokens, are refused
     A user's conversation and the agent's actions belong to her alone. Nobody else may watch,
     stop or answer for it, and stolen or forged credentials must not open the door.
 
-    Given Alice may run scripted agents
-    And Alice is connected
+    Given Alice is connected
     And Mallory is connected
     When Alice starts an agent that waits for her approval
-    And Mallory tries to follow, replay, cancel and answer Alice's run
+    And <an intruder tries to get at Alice's run>
     And Alice approves her agent's request
-    And someone connects as Alice with a token signed with another key
-    And Alice's token is revoked and then used to connect again
-    Then every one of Mallory's attempts is refused as forbidden
+    Then <the intruder is turned away>
     And Mallory learns nothing about Alice's run
     And Alice's run completes with status completed
     And Alice's run records her own approval
-    And both handshakes are refused with HTTP 401
+
+    Examples: Intrusions
+      | an intruder tries to get at Alice's run                               | the intruder is turned away                             |
+      | Mallory tries to follow, replay, cancel and answer Alice's run        | every one of Mallory's attempts is refused as forbidden |
+      | someone connects as Alice with a token signed with another key        | the handshake is refused with HTTP 401                  |
+      | someone connects as Alice with one of her tokens after it was revoked | the handshake is refused with HTTP 401                  |

@@ -20,70 +20,70 @@ Feature: Tool results are reported: the user sees how every tool call ended and 
     Then Alice's calculator completion has its name, call id, status, result, duration, metadata and tool version
     And Alice's tool events validate against the published schemas
 
-  @T063
+  @T063 @conformance_agent
   Scenario: Every announced tool call of a multi-tool run is closed by exactly one result
     A tool shown as running forever, or finishing twice, makes the progress view wrong.
 
-    Given Alice may run scripted agents
-    And Alice is connected
+    Given Alice is connected
     When Alice starts an agent that uses five tools, two of them in parallel
     Then every tool call Alice saw announced completes exactly once, afterwards, with the same call id
 
-  @T064 @timing
+  @T064 @timing @conformance_agent
   Scenario: A tool that takes 300 ms reports a duration that matches its event times
     Durations shown to users and used for billing must agree with what actually happened.
 
-    Given Alice may run scripted agents
-    And Alice is connected
+    Given Alice is connected
     When Alice starts an agent that waits 300 ms in a tool
     Then Alice's wait call reports a duration between 300 and 600 ms that agrees with its event times
 
-  @T065
+  @T065 @conformance_agent
   Scenario: A very large tool result arrives summarized, in a small message
     A 200 KB result would stall a chat screen; a summary with counts keeps it fast and honest.
 
-    Given Alice may run scripted agents
-    And Alice is connected
-    When Alice starts an agent that parses an attached file of 11000 large figures
-    Then Alice's process_file result of 11000 items, over 200 KB, arrives summarized with its total and shown item counts
-    And the message carrying Alice's process_file result is under 64 KB
+    Given Alice is connected
+    When Alice starts an agent that parses a very large attached file of figures
+    Then Alice receives the first figures of the file, and how many there are in all
+    And the file's result reaches Alice in a message small enough for a chat screen
 
-  @T066
+  @T066 @conformance_agent
   Scenario: A search with no hits succeeds with an empty result
     Finding nothing is an answer, not a failure; showing an error would mislead the user.
 
-    Given Alice may run scripted agents
-    And Alice is connected
+    Given Alice is connected
     When Alice starts an agent that searches for something the corpus does not contain
     Then Alice's search call succeeds with an empty result and no error
 
-  @T067
+  @T067 @conformance_agent
   Scenario: A custom tool whose result breaks its declared schema is reported as an error
     Customers who declare what their tool returns are protected from malformed results.
 
-    Given Alice may run scripted agents
-    And Alice is connected
+    Given Alice is connected
     When Alice starts an agent that defines a discount tool checked against a result schema and calls it with a valid and an invalid price
     Then Alice's first custom.discount call succeeds with the result 90
     And Alice's second custom.discount call ends with status error and the code "invalid_result"
 
-  @T068
+  @T068 @conformance_agent
   Scenario: A batch tool streams its partial results before it completes
     Long jobs show their progress batch by batch, so the user sees work being done.
 
-    Given Alice may run scripted agents
-    And Alice is connected
+    Given Alice is connected
     When Alice starts an agent that runs a batch job of 4 batches
     Then Alice receives 4 progress updates with partial results, in order, before the batch_job completes
 
-  @T069
-  Scenario: JSON, CSV, text and number results each say what format they are in
+  @T069 @conformance_agent
+  Scenario Outline: JSON, CSV, text and number results each say what format they are in
     Client applications display a table, a text or a number correctly only if they know its format.
 
-    Given Alice may run scripted agents
-    And Alice is connected
-    When Alice starts an agent that produces JSON, CSV, text and number results
-    Then Alice's tool results carry the formats json, csv, text, number in that order
+    Given Alice is connected
+    When Alice starts an agent that <produces a result>
+    Then Alice's tool result says it is in the <format> format
+
+    Examples: Results
+      | produces a result           | format |
+      | searches the knowledge base | json   |
+      | reads an attached CSV file  | csv    |
+      | reads an attached text file | text   |
+      | calculates a number         | number |
 
   @T070
   Scenario: Search results carry a confidence between 0 and 1
@@ -102,90 +102,81 @@ Feature: Tool results are reported: the user sees how every tool call ended and 
     Then Alice's search call cites its corpus sources
     And Alice's final result cites the same sources
 
-  @T072 @security
+  @T072 @security @conformance_agent
   Scenario: A tool result containing an email and a card number arrives redacted
     Personal data found inside documents must never be shown in the chat.
 
-    Given Alice may run scripted agents
-    And Alice is connected
+    Given Alice is connected
     When Alice starts an agent that reads an attached note containing an email and a card number
     Then Alice's process_file result shows the email and card number redacted
     And nothing Alice received shows the email or the card number
 
-  @T073
+  @T073 @conformance_agent
   Scenario: The same call made twice is answered from the cache the second time, with the same result
     Reusing a result saves time and cost, and users can see when a result was reused.
 
-    Given Alice may run scripted agents
-    And Alice is connected
+    Given Alice is connected
     When Alice starts an agent that calculates "17*23" twice
     Then Alice's first calculator call is not from the cache and the second is, with the same result
 
-  @T074
+  @T074 @conformance_agent
   Scenario: Every result names its tool version, and repeated calls count up their result version
     Support teams can tell which tool version produced a result and which repetition it was.
 
-    Given Alice may run scripted agents
-    And Alice is connected
+    Given Alice is connected
     When Alice starts an agent that calculates "2+2" three times and searches once
     Then every tool completion Alice received names its tool version
     And Alice's repeated calculator calls have result versions 1, 2, 3
 
-  @T075
+  @T075 @conformance_agent
   Scenario: A tool that builds on another tool's result names the call it continues
     Users can trace a figure back through every tool that produced it.
 
-    Given Alice may run scripted agents
-    And Alice is connected
+    Given Alice is connected
     When Alice starts an agent that computes a principal and feeds it into compound interest
     Then Alice's finance call names the calculator call it continues
     And Alice's finance call's principal is the calculator's result
 
-  @T076
+  @T076 @conformance_agent
   Scenario: Tool results and the final answer carry recommended next steps
     Suggested next steps turn an answer into a conversation and keep users engaged.
 
-    Given Alice may run scripted agents
-    And Alice is connected
+    Given Alice is connected
     When Alice starts an agent that recommends next steps after its tools and at the end
     Then Alice's tool completions carry the agent's recommended next steps
     And Alice's final result carries recommended next steps
 
-  @T077
+  @T077 @conformance_agent
   Scenario: A tool that needs the user's approval runs only after she approves it
     Sensitive actions such as payments happen only with the user's explicit consent.
 
-    Given Alice may run scripted agents
-    And Alice is connected
+    Given Alice is connected
     When Alice starts an agent that pays an invoice only after her approval
     And Alice approves the payment when the agent asks for it
     Then Alice sees the approval request, her answer accepted, and only then the payment tool's events
     And Alice's run completes with status completed
 
-  @T078
+  @T078 @conformance_agent
   Scenario: Five tools running together each report their result before the run ends
     Parallel work is only trustworthy if every branch reports back before the final answer.
 
-    Given Alice may run scripted agents
-    And Alice is connected
+    Given Alice is connected
     When Alice starts an agent that runs five tools at once
     Then Alice receives 5 tool completions, each matching one of the 5 calls, before the run completes
 
-  @T079
+  @T079 @conformance_agent
   Scenario: A failed step rolls back the earlier tool call it depended on
     A booking that cannot be paid has its reservation undone, and the user sees which one.
 
-    Given Alice may run scripted agents
-    And Alice is connected
+    Given Alice is connected
     When Alice starts an agent that reserves seats, fails to take the payment and rolls back
     Then Alice sees the reservation undone with status rolled_back, naming the call it compensates
     And Alice sees that the failed payment is not rolled back
 
-  @T080 @internals
+  @T080 @internals @conformance_agent
   Scenario: Every tool result delivered to a user is in the audit log with her user and connection
     Compliance needs proof of which results reached which user, on which connection.
 
-    Given Alice may run scripted agents
-    And Alice is connected
+    Given Alice is connected
     When Alice starts an agent that uses the calculator, then search, then finance
     Then every tool completion Alice received is in the audit log with her user and connection

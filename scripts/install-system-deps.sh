@@ -8,6 +8,8 @@ if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb 
   missing+=(postgresql)
 fi
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+# Debian's Chromium: the HTML report is checked in a real headless browser (Playwright drives it; it never downloads one)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

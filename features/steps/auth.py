@@ -1,4 +1,8 @@
-"""Steps about who people are: permissions, tiers, tokens."""
+"""Steps about who people are: permissions, tiers, tokens.
+
+The scripted agent's permission (agents:script) is no step: a scenario tagged @conformance_agent
+gives it to every person in it (environment.before_scenario).
+"""
 
 from behave import given, when
 
@@ -12,11 +16,6 @@ def step_permission(context, name, permission):
     context.world.person(name).permissions.append(permission)
 
 
-@given("{name:Person} may run scripted agents")
-def step_may_script(context, name):
-    context.world.person(name).permissions.append("agents:script")
-
-
 @given("{name:Person} is on the {tier:Tier} tier")
 def step_tier(context, name, tier):
     context.world.person(name).tier = tier
@@ -28,9 +27,8 @@ async def step_short_token(context, name, ttl):
     await world.connect(name, token=world.token_for(world.person(name), ttl_s=ttl))
 
 
-@when("{name:Person} refreshes her token")
-@when("{name:Person} refreshes his token")
-async def step_refresh(context, name):
+@when("{name:Person} refreshes {her:Possessive} token")
+async def step_refresh(context, name, her):
     world = context.world
     person = world.person(name)
     answer = await person.client.request({"type": "auth_refresh", "token": world.token_for(person, ttl_s=3600)})

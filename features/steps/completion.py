@@ -13,7 +13,9 @@ from behave import given, then, when
 from hamcrest import assert_that, equal_to
 
 from agentevents.testing.client import Frame, describe
+from agentevents.testing.figures import record_figure
 from agentevents.testing.matchers import timestamp
+from agentevents.testing.measures import human
 from agentevents.testing.parse_types import register_all
 from agentevents.testing.scripts import complete, register, script_for, steps
 from agentevents.testing.world import Run
@@ -138,6 +140,19 @@ async def step_start_many(context, name, count, behaviour):
     world.notes.setdefault("batches", {}).setdefault(name, []).append(answers)
 
 
+@when("{name:Person} tries to start one more agent while those {count:d} are still going")
+async def step_one_more(context, name, count):
+    world = context.world
+    client = world.person(name).client
+    batch = world.notes["batches"][name][-1]
+    refused = [a.raw for a in batch if a.type != "run_accepted"]
+    expect(len(batch) == count and not refused, f"not all {count} runs were accepted: {refused}", client.frames)
+    answer = await client.start_agent("scripted", "one more", options=script_for("works quietly for 0.2 seconds"))
+    if answer.type == "run_accepted":  # let the extra run end before failing, so it cannot spill over
+        await client.wait_run_end(answer.data["run_id"], RUN_TIMEOUT_S)
+    world.notes["one_more"] = (answer, {a.data["run_id"] for a in batch})
+
+
 @when("all of {name:Person}'s runs have finished")
 async def step_all_finished(context, name):
     for run in context.world.runs_of(name):
@@ -159,14 +174,19 @@ async def answer_approval(context, name: str, approved: bool) -> None:
            run.client.frames)
 
 
-@when("{name:Person} approves the agent's request")
-async def step_approve(context, name):
-    await answer_approval(context, name, True)
-
-
-@when("{name:Person} declines the agent's request")
-async def step_decline(context, name):
-    await answer_approval(context, name, False)
+@when("{name:Person} {approved:Answer} the agent's request once it has waited for {her:Possessive} answer")
+async def step_answer_after_wait(context, name, approved, her):
+    """The answer comes only after the agent has shown it waits: nothing of the run may arrive
+    between the approval request and a ping answered after it (plus a grace)."""
+    world = context.world
+    run = world.last_run(name)
+    asked = await run.client.wait_for(lambda f: f.type == "approval_required" and f.data.get("run_id") == run.run_id,
+                                      10, "approval_required")
+    await run.client.request({"type": "ping"})
+    await world.settle(GRACE_S)
+    went_on = [f for f in run.client.events(run_id=run.run_id) if f.index > asked.index]
+    world.notes["approval_wait"] = (asked, went_on)
+    await answer_approval(context, name, approved)
 
 
 @when('{name:Person} asks the data analyst "{message}" while the database is paused')
@@ -183,9 +203,8 @@ async def step_analyst_without_database(context, name, message):
 
 # -- then ------------------------------------------------------------------------------------
 
-@then("the summary of {name:Person}'s completion names the calculation she saw and its answer {value:d}")
-@then("the summary of {name:Person}'s completion names the calculation he saw and its answer {value:d}")
-async def step_summary_describes(context, name, value):
+@then("the summary of {name:Person}'s completion names the calculation {she:Pronoun} saw and its answer {value:d}")
+async def step_summary_describes(context, name, she, value):
     _run, done, events = await ended(context, name)
     calls = of_type(events, "tool_executing")
     expect(len(calls) == 1, f"expected one calculation, saw {len(calls)} tool calls", events)
@@ -195,9 +214,8 @@ async def step_summary_describes(context, name, value):
            f"summary {summary!r} does not name the calculation {expression!r} and its answer {value}", events)
 
 
-@then("{name:Person}'s completion counts exactly the tool calls and events that reached her")
-@then("{name:Person}'s completion counts exactly the tool calls and events that reached him")
-async def step_counts_match(context, name):
+@then("{name:Person}'s completion counts exactly the tool calls and events that reached {her:Objective}")
+async def step_counts_match(context, name, her):
     _run, done, events = await ended(context, name)
     started = of_type(events, "tool_executing")
     finished = of_type(events, "tool_completed")
@@ -216,9 +234,8 @@ async def step_answer_mentions(context, name, text):
     expect(isinstance(answer, str) and text in answer, f"answer {answer!r} does not mention {text!r}", events)
 
 
-@then("{name:Person}'s completion cites the knowledge-base sources her search found")
-@then("{name:Person}'s completion cites the knowledge-base sources his search found")
-async def step_cites_sources(context, name):
+@then("{name:Person}'s completion cites the knowledge-base sources {her:Possessive} search found")
+async def step_cites_sources(context, name, her):
     _run, done, events = await ended(context, name)
     searches = [f for f in tool_results(events) if f.data["data"]["tool_name"] == "search"]
     expect(len(searches) == 1 and searches[0].data["data"]["status"] == "success",
@@ -256,7 +273,8 @@ async def step_duration(context, name, minimum, tolerance):
     _run, done, events = await ended(context, name)
     span_ms = (timestamp(events[-1]) - timestamp(events[0])).total_seconds() * 1000
     reported = done.get("duration_ms")
-    print(f"measured: duration_ms {reported}, first-to-last event span {span_ms:.0f} ms")
+    record_figure(context, f"{name}'s run reported {reported} ms; its first to last event {span_ms:.0f} ms apart "
+                           f"— at least {human(minimum)}, within {human(tolerance)}")
     expect(isinstance(reported, int) and reported >= minimum * 1000,
            f"duration_ms {reported!r} is under {minimum * 1000:.0f} ms", events)
     expect(abs(reported - span_ms) <= tolerance * 1000,
@@ -264,18 +282,13 @@ async def step_duration(context, name, minimum, tolerance):
            f"{tolerance * 1000:.0f} ms", events)
 
 
-@then("{name:Person} cannot start another agent while her {count:d} runs are still going")
-@then("{name:Person} cannot start another agent while his {count:d} runs are still going")
+@then("the extra agent was refused because {name:Person} already had {count:d} runs going")
 async def step_run_limit(context, name, count):
-    world = context.world
-    client = world.person(name).client
-    batch = world.notes["batches"][name][-1]
-    refused = [a.raw for a in batch if a.type != "run_accepted"]
-    expect(len(batch) == count and not refused, f"not all {count} runs were accepted: {refused}", client.frames)
-    running = {a.data["run_id"] for a in batch}
-    answer = await client.start_agent("scripted", "one more", options=script_for("works quietly for 0.2 seconds"))
-    if answer.type == "run_accepted":  # let the extra run end before failing, so it cannot spill over
-        await client.wait_run_end(answer.data["run_id"], RUN_TIMEOUT_S)
+    client = context.world.person(name).client
+    one_more = context.world.notes.get("one_more")
+    expect(one_more is not None, f"{name} did not try to start one more agent", client.frames)
+    answer, running = one_more
+    expect(len(running) == count, f"{len(running)} runs were going, not {count}", client.frames)
     expect(answer.type == "error" and answer.data.get("code") == "too_many_runs",
            f"run number {count + 1} was not refused as too many runs: {answer.raw}", client.frames)
     ended_before = [f for f in client.frames[:answer.index]
@@ -360,9 +373,8 @@ async def step_quality(context, name):
     expect(isinstance(method, str) and method.strip() != "", f"method {method!r} is empty", events)
 
 
-@then("{name:Person}'s summary is one sentence, personalised for her summary style")
-@then("{name:Person}'s summary is one sentence, personalised for his summary style")
-async def step_brief_summary(context, name):
+@then("{name:Person}'s summary is one sentence, personalised for {her:Possessive} summary style")
+async def step_brief_summary(context, name, her):
     _run, done, events = await ended(context, name)
     expect(done.get("summary") == FIRST_SENTENCE,
            f"summary {done.get('summary')!r} is not the one-sentence {FIRST_SENTENCE!r}", events)
@@ -391,9 +403,8 @@ async def step_learnings(context, name):
            events)
 
 
-@then("the metrics in {name:Person}'s completion equal the events, tool calls and time she received")
-@then("the metrics in {name:Person}'s completion equal the events, tool calls and time he received")
-async def step_metrics(context, name):
+@then("the metrics in {name:Person}'s completion equal the events, tool calls and time {she:Pronoun} received")
+async def step_metrics(context, name, she):
     _run, done, events = await ended(context, name)
     metrics = done.get("metrics")
     expect(isinstance(metrics, dict), f"metrics is {metrics!r}", events)
@@ -410,7 +421,9 @@ async def step_metrics(context, name):
     expect(thinking >= 1 and metrics.get("thinking_events") == thinking,
            f"metrics count {metrics.get('thinking_events')} thinking events, received {thinking}", events)
     span_ms = (timestamp(events[-1]) - timestamp(events[0])).total_seconds() * 1000
-    print(f"measured: metrics duration_ms {metrics.get('duration_ms')}, event span {span_ms:.0f} ms")
+    record_figure(context, f"{name}'s completion counts {metrics.get('events_before_completion')} events and "
+                           f"{metrics.get('duration_ms')} ms; {she} received {len(before)} events over "
+                           f"{span_ms:.0f} ms — allowed 150 ms apart")
     expect(metrics.get("duration_ms") == done.get("duration_ms") and abs(metrics["duration_ms"] - span_ms) <= 150,
            f"metrics duration_ms {metrics.get('duration_ms')} vs completion {done.get('duration_ms')} and event "
            f"span {span_ms:.0f} ms", events)
@@ -424,9 +437,8 @@ async def step_fatal_error(context, name):
     expect(events[-2].data["data"].get("recoverable") is False, "the error is marked recoverable", events)
 
 
-@then('{name:Person}\'s completion reports the error code "{code}" that she was shown')
-@then('{name:Person}\'s completion reports the error code "{code}" that he was shown')
-async def step_error_code(context, name, code):
+@then('{name:Person}\'s completion reports the error code "{code}" that {she:Pronoun} was shown')
+async def step_error_code(context, name, code, she):
     _run, done, events = await ended(context, name)
     shown = [f.data["data"].get("code") for f in of_type(events, "agent_error")]
     expect(shown == [code], f"errors shown: {shown}, expected [{code!r}]", events)
@@ -444,7 +456,8 @@ async def step_partial_result(context, name):
            f"result {done.get('result')!r} is not the partial result {produced!r}", events)
     limit_s = float(done.get("timeout_s") or 0)
     elapsed = events[-1].at - run.sent_at
-    print(f"measured: timeout completion {elapsed * 1000:.0f} ms after the request (limit {limit_s:g} s)")
+    record_figure(context, f"{name}'s timeout completion {human(elapsed)} after the request — run limit "
+                           f"{human(limit_s)}, allowed {human(limit_s + 1.0)}")
     expect(limit_s > 0 and elapsed <= limit_s + 1.0,
            f"the completion came {elapsed:.2f} s after the request; the limit is {limit_s:g} s", events)
     expect("limit" in (done.get("summary") or ""), f"summary {done.get('summary')!r} does not explain", events)
@@ -462,9 +475,8 @@ async def step_database_unavailable(context, name):
            f"result keys {sorted(result)}: expected the dataset analysis only", events)
 
 
-@then("{name:Person}'s completion records the tool errors she saw as recovered from")
-@then("{name:Person}'s completion records the tool errors he saw as recovered from")
-async def step_recovered(context, name):
+@then("{name:Person}'s completion records the tool errors {she:Pronoun} saw as recovered from")
+async def step_recovered(context, name, she):
     _run, done, events = await ended(context, name)
     seen = recovered_codes(events)
     expect(len(seen) >= 1, "no error was shown, so there was nothing to recover from", events)
@@ -476,19 +488,16 @@ async def step_recovered(context, name):
            "no tool succeeded after the last failure", events)
 
 
-@then("{name:Person} is asked for approval, and the agent waits for her answer")
-@then("{name:Person} is asked for approval, and the agent waits for his answer")
-async def step_asked(context, name):
+@then("{name:Person} was asked for approval, and the agent waited for {her:Possessive} answer")
+async def step_asked(context, name, her):
     run = context.world.last_run(name)
-    asked = await run.client.wait_for(lambda f: f.type == "approval_required" and f.data.get("run_id") == run.run_id,
-                                      10, "approval_required")
+    waited = context.world.notes.get("approval_wait")
+    expect(waited is not None, f"{name} answered no approval request", run.client.frames)
+    asked, went_on = waited
     question = asked.data["data"].get("question")
     expect(isinstance(question, str) and question.strip() != "" and asked.data["data"].get("approval_id"),
            f"the approval request has no question or id: {asked.raw}", run.client.frames)
-    await run.client.request({"type": "ping"})
-    await context.world.settle(GRACE_S)
-    after = [f for f in run.client.events(run_id=run.run_id) if f.index > asked.index]
-    expect(not after, "the agent went on without an answer", run.client.frames)
+    expect(not went_on, "the agent went on without an answer", went_on)
 
 
 async def approval_listed(context, name: str, approved: bool) -> None:
@@ -503,25 +512,35 @@ async def approval_listed(context, name: str, approved: bool) -> None:
            events)
 
 
-@then("{name:Person}'s completion lists the approval she gave")
-@then("{name:Person}'s completion lists the approval he gave")
-async def step_approval_given(context, name):
+@then("{name:Person}'s completion lists the approval {she:Pronoun} gave")
+async def step_approval_given(context, name, she):
     await approval_listed(context, name, True)
 
 
-@then("{name:Person}'s completion lists the approval she declined")
-@then("{name:Person}'s completion lists the approval he declined")
-async def step_approval_declined(context, name):
+@then("{name:Person}'s completion lists the approval {she:Pronoun} declined")
+async def step_approval_declined(context, name, she):
     await approval_listed(context, name, False)
 
 
-@then("the agent did no work after {name:Person} declined")
+@then("the agent did no work after {name:Person} answered")
 async def step_no_work_after_decline(context, name):
     _run, _done, events = await ended(context, name)
     asked = [i for i, f in enumerate(events) if f.type == "approval_required"]
     expect(len(asked) == 1, "expected one approval request", events)
     after = [f.type for f in events[asked[0] + 1:]]
-    expect(after == ["agent_completed"], f"after the decline the agent still sent {after}", events)
+    expect(after == ["agent_completed"], f"after the answer the agent still sent {after}", events)
+
+
+@then("the agent made the transfer after {name:Person} answered")
+async def step_transfer_after_approval(context, name):
+    _run, _done, events = await ended(context, name)
+    asked = [i for i, f in enumerate(events) if f.type == "approval_required"]
+    expect(len(asked) == 1, "expected one approval request", events)
+    before = [f for f in events[:asked[0]] if f.type.startswith("tool_")]
+    expect(not before, "the agent used a tool before the approval", events)
+    after = [f.data["data"] for f in events[asked[0] + 1:] if f.type == "tool_completed"]
+    expect(len(after) == 1 and after[0].get("tool_name") == "calculator" and after[0].get("status") == "success",
+           f"after the approval the agent's transfer ended {after}", events)
 
 
 @then("{name:Person} sees each booking undone, newest first, after the failed payment")

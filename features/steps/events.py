@@ -3,14 +3,11 @@
 from behave import then
 from hamcrest import assert_that, empty, equal_to
 
-from agentevents.testing.matchers import (
-    event_types_exactly,
-    follows_lifecycle,
-    gapless_seqs,
-    has_envelope,
-    only_events_of,
-)
+from agentevents.testing.figures import record_figure
+from agentevents.testing.matchers import follows_lifecycle, gapless_seqs, has_envelope, only_events_of
+from agentevents.testing.measures import human
 from agentevents.testing.parse_types import register_all
+from agentevents.testing.stories import assert_story, error_instead_of_start, story, thoughts_between_start_and_end
 
 register_all()
 
@@ -31,14 +28,26 @@ async def step_receives_within(context, name, event, limit):
     frame = await run.client.wait_for(lambda f: f.type == event and f.data.get("run_id") == run.run_id,
                                       max(limit * 4, 5), event)
     elapsed = frame.at - run.sent_at
-    print(f"measured: {event} {elapsed * 1000:.1f} ms after the request (limit {limit * 1000:.0f} ms)")
-    assert elapsed <= limit, f"{event} arrived after {elapsed * 1000:.1f} ms; the limit is {limit * 1000:.0f} ms"
+    record_figure(context, f"{event} {human(elapsed)} after {name}'s request — limit {human(limit)}")
+    assert elapsed <= limit, f"{event} arrived after {human(elapsed)}; the limit is {human(limit)}"
 
 
-@then("{name:Person} receives the run's events in the order {types:EventList}")
-async def step_order(context, name, types):
+@then("{name:Person} sees the agent {phrase}, in that order")
+async def step_story(context, name, phrase):
     _run, events = await finished(context, name)
-    assert_that(events, event_types_exactly(*types))
+    assert_story(events, story(phrase), f"the agent {phrase}")
+
+
+@then("{name:Person} sees {n:d} thoughts, one for each step, between the start and the end of {her:Possessive} run")
+async def step_thoughts_between(context, name, n, her):
+    _run, events = await finished(context, name)
+    assert_story(events, thoughts_between_start_and_end(n), f"{n} thoughts between the start and the end")
+
+
+@then("{name:Person} sees an error instead of a start, and then the end of {her:Possessive} run")
+async def step_error_instead_of_start(context, name, her):
+    _run, events = await finished(context, name)
+    assert_story(events, error_instead_of_start(), "an error instead of a start")
 
 
 @then("{name:Person}'s run follows the lifecycle")
@@ -53,9 +62,8 @@ async def step_gapless(context, name):
     assert_that(context.world.events_of(name), gapless_seqs())
 
 
-@then("every event {name:Person} received has the full envelope for her thread")
-@then("every event {name:Person} received has the full envelope for his thread")
-async def step_envelope(context, name):
+@then("every event {name:Person} received has the full envelope for {her:Possessive} conversation")
+async def step_envelope(context, name, her):
     run, events = await finished(context, name)
     assert_that(events, has_envelope(user_id=context.world.person(name).user_id, thread_id=run.thread_id))
 
@@ -75,7 +83,7 @@ async def step_result(context, name, value):
     assert_that(end.data["data"]["result"], equal_to(value))
 
 
-@then("{name:Person} receives nothing from {other:Person}'s threads")
+@then("{name:Person} receives nothing from {other:Person}'s conversations")
 async def step_nothing_from(context, name, other):
     world = context.world
     for run in world.runs_of(other):

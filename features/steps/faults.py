@@ -1,5 +1,5 @@
 """Steps that break a component of the native stack mid-run and wait for it to recover
-(T112-T115): PostgreSQL, Redis, a worker, a gateway.
+(T112-T115): the database (PostgreSQL), the message bus (Redis), a worker, a gateway.
 
 ``world.target.control(action, component)`` acts on one component (it blocks, so it runs in a
 thread). Supervisord restarts killed processes; every wait for recovery is a condition with a
@@ -18,7 +18,9 @@ from behave import then, when
 from hamcrest import assert_that, equal_to, is_not
 
 from agentevents.testing.client import HandshakeRefused, describe
+from agentevents.testing.figures import record_figure
 from agentevents.testing.matchers import timestamp
+from agentevents.testing.measures import human
 from agentevents.testing.parse_types import register_all
 
 register_all()
@@ -92,7 +94,7 @@ async def step_postgres_back(context):
     took = await until(lambda: postgres_answers(world), "PostgreSQL",
                        on_slow=lambda: control(world, "start", "postgres"))
     world.notes["outage_to"] = time.time()
-    print(f"measured: PostgreSQL answered again {took:.1f} s after the kill was noticed")
+    record_figure(context, f"the database answered again {human(took)} after it was killed")
 
 
 @then("the archive holds every event of {name:Person}'s run, as delivered")
@@ -117,8 +119,8 @@ async def step_archive_complete(context, name):
     finally:
         await conn.close()
     missing = sorted(delivered[e].data["seq"] for e in set(delivered) - {r["event_id"] for r in rows})
-    print(f"measured: {len(during)} events published during the outage; archive holds {len(rows)} of "
-          f"{len(delivered)} delivered events")
+    record_figure(context, f"{len(during)} events published while the database was down; the archive holds "
+                           f"{len(rows)} of the {len(delivered)} events delivered")
     assert not missing, f"the archive lacks seqs {missing} of {name}'s run after {ARCHIVE_DEADLINE_S}s"
     assert_that(len(rows), equal_to(len(delivered)))
     for row in rows:
@@ -129,7 +131,7 @@ async def step_archive_complete(context, name):
 
 # -- Redis (T113) -----------------------------------------------------------------------------
 
-@when("Redis is killed while {name:Person}'s agent is thinking")
+@when("the message bus is killed while {name:Person}'s agent is thinking")
 async def step_kill_redis(context, name):
     world = context.world
     await wait_thoughts(world, name, 2)
@@ -137,29 +139,29 @@ async def step_kill_redis(context, name):
     world.target.crash("redis")  # no instant restart: the outage lasts as long as the scenario says
 
 
-@when("Redis stays down for {outage:Duration}")
+@when("the message bus stays down for {outage:Duration}")
 async def step_redis_down_for(context, outage):
     """The outage itself is the fault under test: its length is an input, not a wait for
     something to happen."""
     await context.world.settle(outage)
 
 
-@when("Redis comes back")
+@when("the message bus comes back")
 async def step_redis_back(context):
     world = context.world
     world.target.release_restarts()
     took = await until(lambda: redis_answers(world), "Redis", on_slow=lambda: control(world, "start", "redis"))
     world.notes["outage_to"] = time.time()
-    print(f"measured: Redis answered again {took:.1f} s after the kill")
+    record_figure(context, f"the message bus answered again {human(took)} after it was let restart")
 
 
-@then("some of {name:Person}'s events were produced while Redis was down")
+@then("some of {name:Person}'s events were produced while the message bus was down")
 async def step_events_during_redis_outage(context, name):
     world = context.world
     run = world.last_run(name)
     events = world.events_of(name, run_id=run.run_id)
     during = [f for f in events if world.notes["outage_from"] <= timestamp(f).timestamp() <= world.notes["outage_to"]]
-    print(f"measured: {len(during)} events were produced while Redis was down")
+    record_figure(context, f"events of {name}'s run produced while the message bus was down: {len(during)}")
     assert during, f"no event was produced while Redis was down, so the outage proved nothing\n{describe(events)}"
 
 
@@ -200,8 +202,8 @@ async def step_restart_worker(context, name):
     await control(world, "stop", component)  # returns once the process has exited
     world.notes["worker_exited_at"] = time.monotonic()
     await control(world, "start", component)
-    print(f"measured: {component} took {world.notes['worker_exited_at'] - world.notes['restart_from']:.1f} s "
-          "to stop")
+    record_figure(context, f"{component} took {human(world.notes['worker_exited_at'] - world.notes['restart_from'])} "
+                           "to stop gracefully")
 
 
 @then("{name:Person}'s run finished before its worker exited")
@@ -210,7 +212,7 @@ async def step_finished_first(context, name):
     run = world.last_run(name)
     end = await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
     exited = world.notes["worker_exited_at"]
-    print(f"measured: agent_completed {(exited - end.at) * 1000:.0f} ms before {world.notes['worker']} exited")
+    record_figure(context, f"{name}'s run ended {human(exited - end.at)} before {world.notes['worker']} exited")
     assert end.at <= exited, f"the run ended {(end.at - exited) * 1000:.0f} ms after its worker exited"
     assert_that(end.data["data"]["status"], equal_to("completed"))
     errors = [f for f in run.client.events(run_id=run.run_id) if f.type == "agent_error"]
@@ -248,8 +250,8 @@ async def step_reconnect_lb(context, name):
 
     took = await until(connected, f"{name}'s connection", timeout_s=20)
     client = world.person(name).client
-    print(f"measured: reconnected after {attempts} attempt(s) in {took * 1000:.0f} ms, "
-          f"now on {client.frames[0].data['server_id']}")
+    record_figure(context, f"{name} reconnected after {attempts} attempt(s) in {human(took)}, now on "
+                           f"{client.frames[0].data['server_id']}")
     answer = await client.request({"type": "resume", "threads": last})
     assert answer.type == "resumed", f"resume refused: {answer.raw}"
 

@@ -1,5 +1,5 @@
-"""Steps about who receives what: several devices of one user, several users at once, crowds,
-subscriptions, source addresses, and the gateway's bookkeeping of connections.
+"""Steps about who receives what: several devices of one user, several users at once, groups,
+subscriptions and source addresses.
 
 Every negative check waits for a defined end (the runs' agent_completed and a ping's pong on
 each connection) plus a short grace, then looks at every frame the connection received.
@@ -8,17 +8,16 @@ each connection) plus a short grace, then looks at every frame the connection re
 from __future__ import annotations
 
 import asyncio
-import math
-import time
-import urllib.request
 
-import orjson
 import parse
-from behave import given, register_type, then, when
+from behave import given, then, when
 from hamcrest import assert_that, empty, equal_to, has_length
 
 from agentevents.testing.client import describe
+from agentevents.testing.crowds import connect_many
+from agentevents.testing.figures import record_figure
 from agentevents.testing.matchers import follows_lifecycle, gapless_seqs, only_events_of
+from agentevents.testing.measures import human, percentile, spread
 from agentevents.testing.parse_types import register_all
 from agentevents.testing.scripts import register, steps
 
@@ -26,16 +25,6 @@ register_all()
 
 RUN_TIMEOUT_S = 20
 GRACE_S = 0.3
-# How many connections to open at once when a crowd connects (a 2-core machine, shared).
-CONNECT_BATCH = 50
-
-
-@parse.with_pattern(r"laptop|phone")
-def parse_device(text: str) -> str:
-    return text
-
-
-register_type(Device=parse_device)
 
 
 # -- scripted behaviours ------------------------------------------------------------------------
@@ -89,41 +78,32 @@ async def _all_runs_ended(world, names) -> None:
     await asyncio.gather(*(r.client.wait_run_end(r.run_id, RUN_TIMEOUT_S) for r in runs))
 
 
-async def _connect_many(world, names_and_kwargs) -> list:
-    clients = []
-    for i in range(0, len(names_and_kwargs), CONNECT_BATCH):
-        batch = names_and_kwargs[i:i + CONNECT_BATCH]
-        clients += await asyncio.gather(*(world.connect(n, **kw) for n, kw in batch))
-    return clients
-
-
-def _percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
-
-
 # -- several devices of one user -----------------------------------------------------------------
 
-@given("{name:Person} is connected on her {first:Device} and on her {second:Device}")
-@given("{name:Person} is connected on his {first:Device} and on his {second:Device}")
-async def step_two_devices(context, name, first, second):
+@given("{name:Person} is connected on {her:Possessive} {first:Device} and on {her:Possessive} {second:Device}")
+async def step_two_devices(context, name, her, first, second):
     world = context.world
     for device in (first, second):
         _devices(context, name)[device] = await world.connect(name)
 
 
-@when('{name:Person} asks the {agent:Agent} agent "{message}" again in that conversation from her {device:Device}')
-@when('{name:Person} asks the {agent:Agent} agent "{message}" again in that conversation from his {device:Device}')
-async def step_ask_again_from_device(context, name, agent, message, device):
+@when('{name:Person} asks the {agent:Agent} agent "{message}" again in that conversation '
+      'from {her:Possessive} {device:Device}')
+async def step_ask_again_from_device(context, name, agent, message, her, device):
     world = context.world
     await world.start(name, agent, message, thread_id=world.last_run(name).thread_id,
                       client=_device(context, name, device))
 
 
-@when('{name:Person} asks the {agent:Agent} agent "{message}" from her {device:Device}')
-@when('{name:Person} asks the {agent:Agent} agent "{message}" from his {device:Device}')
-async def step_ask_from_device(context, name, agent, message, device):
+@when('{name:Person} asks the {agent:Agent} agent "{message}" from {her:Possessive} {device:Device}')
+async def step_ask_from_device(context, name, agent, message, her, device):
     await context.world.start(name, agent, message, client=_device(context, name, device))
+
+
+@given('{name:Person} has asked the {agent:Agent} agent "{message}" from {her:Possessive} {device:Device}')
+async def step_asked_from_device(context, name, agent, message, her, device):
+    run = await context.world.start(name, agent, message, client=_device(context, name, device))
+    await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
 
 
 @then("{name:Person}'s {device:Device} receives only the events of its own conversation, complete")
@@ -150,6 +130,7 @@ async def step_device_follows(context, name, device):
     thread_id = world.last_run(name).thread_id
     answer = await client.request({"type": "subscribe", "thread_id": thread_id})
     assert answer.type == "subscribed", f"subscribe refused: {answer.raw}"
+    world.notes.setdefault("followed_from", {})[(name, device)] = len(world.runs_of(name))
 
 
 @when("{name:Person}'s {device:Device} stops following that conversation")
@@ -163,45 +144,61 @@ async def step_device_unfollows(context, name, device):
     answer = await client.request({"type": "unsubscribe", "thread_id": thread_id})
     assert answer.type == "unsubscribed", f"unsubscribe refused: {answer.raw}"
     assert answer.data.get("was_subscribed") is True, f"the {device} was not following the thread: {answer.raw}"
-    world.notes.setdefault("unfollowed_at", {})[(name, device)] = len(client.frames)
+    world.notes.setdefault("unfollowed_at", {})[(name, device)] = (len(client.frames), len(world.runs_of(name)))
 
 
-@then("{name:Person}'s {device:Device} receives that run's agent_started")
-async def step_device_gets_started(context, name, device):
+def _followed_runs(context, name: str, device: str) -> tuple[list, list]:
+    """The person's runs asked while the device followed the conversation, and those asked after."""
+    world = context.world
+    followed_from = world.notes.get("followed_from", {}).get((name, device))
+    unfollowed = world.notes.get("unfollowed_at", {}).get((name, device))
+    assert followed_from is not None and unfollowed is not None, \
+        f"{name}'s {device} did not follow the conversation and then stop"
+    runs = world.runs_of(name)
+    return runs[followed_from:unfollowed[1]], runs[unfollowed[1]:]
+
+
+@then("{name:Person}'s {device:Device} received the run asked while it followed the conversation, once and whole")
+async def step_device_got_followed_run(context, name, device):
     world = context.world
     client = _device(context, name, device)
-    run = world.last_run(name)
+    followed, _after = _followed_runs(context, name, device)
+    assert len(followed) == 1, f"{len(followed)} runs were asked while the {device} followed; the check needs one"
+    run = followed[0]
     assert run.client is not client, "the run was started from this device; the check needs the other one"
-    started = await client.wait_for(lambda f: f.type == "agent_started" and f.data.get("run_id") == run.run_id,
-                                    5, f"agent_started of run {run.run_id[:8]}")
-    assert_that(started.data["thread_id"], equal_to(run.thread_id), client.describe())
-    assert_that(started.data["data"]["agent_type"], equal_to(run.agent), client.describe())
     await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
     await _quiet(world, client)
-    assert_that(client.events(run_id=run.run_id, types=("agent_started",)), has_length(1), client.describe())
+    received = client.events(run_id=run.run_id)
+    started = [f for f in received if f.type == "agent_started"]
+    assert_that(started, has_length(1), client.describe())
+    assert_that(started[0].data["thread_id"], equal_to(run.thread_id), client.describe())
+    assert_that(started[0].data["data"]["agent_type"], equal_to(run.agent), client.describe())
+    assert_that(received, follows_lifecycle())
 
 
-@then("{name:Person}'s {device:Device} receives nothing of that run")
+@then("{name:Person}'s {device:Device} received nothing of the run asked after it stopped following")
 async def step_device_nothing(context, name, device):
     world = context.world
     client = _device(context, name, device)
-    run = world.last_run(name)
-    since = world.notes.get("unfollowed_at", {}).get((name, device))
-    assert since is not None, f"{name}'s {device} never stopped following"
-    await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    _followed, after = _followed_runs(context, name, device)
+    assert after, f"no run was asked after the {device} stopped following"
+    since = world.notes["unfollowed_at"][(name, device)][0]
+    for run in after:
+        await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
     await _quiet(world, client)
-    leaked = [f for f in client.frames[since:] if f.data.get("thread_id") == run.thread_id
-              or f.data.get("run_id") == run.run_id]
-    assert not leaked, f"the {device} still received the thread after unsubscribing:\n{describe(leaked)}"
+    leaked = [f for f in client.frames[since:] for run in after
+              if f.data.get("thread_id") == run.thread_id or f.data.get("run_id") == run.run_id]
+    assert not leaked, f"the {device} still received the conversation after it stopped following:\n{describe(leaked)}"
 
 
-@then("{name:Person}'s {device:Device} receives that whole run")
-async def step_device_whole_run(context, name, device):
+@then("{name:Person}'s {device:Device} received every run of the conversation whole")
+async def step_device_whole_runs(context, name, device):
     client = _device(context, name, device)
-    run = context.world.last_run(name)
-    assert run.client is client, f"the last run was not started from {name}'s {device}"
-    await client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
-    assert_that(client.events(run_id=run.run_id), follows_lifecycle())
+    own = [r for r in context.world.runs_of(name) if r.client is client]
+    assert len(own) >= 2, f"{len(own)} runs were asked from {name}'s {device}; the check needs them all"
+    for run in own:
+        await client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+        assert_that(client.events(run_id=run.run_id), follows_lifecycle())
 
 
 # -- two users at once ----------------------------------------------------------------------------
@@ -326,7 +323,7 @@ async def step_start_names_agent(context):
 async def step_crowd(context, n):
     world = context.world
     names = [f"Person{i:03d}" for i in range(1, n + 1)]
-    await _connect_many(world, [(name, {}) for name in names])
+    await connect_many(world, [(name, {}) for name in names])
     world.notes["group"] = names
 
 
@@ -362,20 +359,19 @@ async def step_group_started_within(context, limit):
 
     waits = await asyncio.gather(*(wait_started(n) for n in names))
     world.notes["started_waits"] = waits
-    print(f"measured: agent_started for {len(waits)} users: p50 {_percentile(waits, 0.5) * 1000:.1f} ms, "
-          f"p95 {_percentile(waits, 0.95) * 1000:.1f} ms, max {max(waits) * 1000:.1f} ms")
+    record_figure(context, f"agent_started {spread(waits)} over {len(waits)} users — limit {human(limit)} each")
     late = sorted((w, n) for w, n in zip(waits, names, strict=True) if w > limit)
-    assert not late, f"{len(late)} of {len(names)} agent_started later than {limit * 1000:.0f} ms: " \
-        + ", ".join(f"{n} {w * 1000:.0f} ms" for w, n in late[-10:])
+    assert not late, f"{len(late)} of {len(names)} agent_started later than {human(limit)}: " \
+        + ", ".join(f"{n} {human(w)}" for w, n in late[-10:])
 
 
-@then("the 95th percentile of those waits is under {limit:Duration}")
+@then("at least 95 % of them receive it within {limit:Duration}")
 async def step_p95(context, limit):
     waits = context.world.notes.get("started_waits")
     assert waits, "no waits were measured"
-    p95 = _percentile(waits, 0.95)
-    print(f"measured: p95 {p95 * 1000:.1f} ms (limit {limit * 1000:.0f} ms)")
-    assert p95 < limit, f"p95 of agent_started is {p95 * 1000:.1f} ms; the limit is {limit * 1000:.0f} ms"
+    p95 = percentile(waits, 95)
+    record_figure(context, f"agent_started p95 {human(p95)} over {len(waits)} users — limit {human(limit)}")
+    assert p95 < limit, f"95 % of agent_started took up to {human(p95)}; the limit is {human(limit)}"
 
 
 @then("each of them receives exactly one agent_started, for their own conversation")
@@ -421,72 +417,6 @@ async def step_group_complete(context):
         assert_that(events, follows_lifecycle())
         assert_that(events, gapless_seqs(start=1))
         assert_that(len(events), equal_to(events[-1].data["data"]["event_count"]), describe(events))
-
-
-# -- the gateways' bookkeeping -------------------------------------------------------------------
-
-def _gateway_ports() -> dict[str, int]:
-    from agentevents.stack import native
-    return dict(native.GATEWAYS)
-
-
-def _gateway_state() -> dict[str, tuple[int, int]]:
-    """Per gateway: (open connections it reports, file descriptors of its process)."""
-    import psutil
-
-    from agentevents.stack import native
-    state = {}
-    for name, port in _gateway_ports().items():
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
-            connections = int(orjson.loads(resp.read())["connections"])
-        state[name] = (connections, psutil.Process(native.component_pid(name)).num_fds())
-    return state
-
-
-@given("the open connections and file descriptors of each gateway are noted")
-async def step_note_gateways(context):
-    context.world.notes["gateway_baseline"] = await asyncio.to_thread(_gateway_state)
-    print(f"measured: baseline (connections, fds) per gateway: {context.world.notes['gateway_baseline']}")
-
-
-@when("{n:d} connections are opened and then closed")
-async def step_open_close(context, n):
-    world = context.world
-    baseline = world.notes["gateway_baseline"]
-    clients = await _connect_many(world, [(f"Visitor{i % 20:02d}", {}) for i in range(n)])
-    peak = await asyncio.to_thread(_gateway_state)
-    print(f"measured: with {n} connections open (connections, fds): {peak}")
-    opened = sum(c for c, _ in peak.values()) - sum(c for c, _ in baseline.values())
-    assert opened >= n, f"the gateways report {opened} more connections, not {n}: {peak} vs {baseline}"
-    await asyncio.gather(*(c.close() for c in clients))
-    for client in clients:
-        assert not client.connected, f"{client.name} is still open"
-
-
-async def _back_to_baseline(context, index: int, what: str, slack: int) -> None:
-    baseline = context.world.notes["gateway_baseline"]
-    deadline = time.monotonic() + 15
-    while True:
-        now = await asyncio.to_thread(_gateway_state)
-        over = {g: (now[g][index], baseline[g][index]) for g in baseline if now[g][index] > baseline[g][index] + slack}
-        if not over:
-            print(f"measured: {what} per gateway after closing: "
-                  f"{ {g: now[g][index] for g in now} } (baseline { {g: baseline[g][index] for g in baseline} })")
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not return to baseline within 15 s (now, baseline): {over}")
-        await asyncio.sleep(0.2)  # polling a condition with a deadline, not waiting for time to pass
-
-
-@then("each gateway's open connections return to their baseline")
-async def step_connections_back(context):
-    await _back_to_baseline(context, 0, "open connections", slack=0)
-
-
-@then("each gateway's file descriptors return to their baseline")
-async def step_fds_back(context):
-    # A database pool may reconnect in the background: a handful of descriptors is not a leak of 200.
-    await _back_to_baseline(context, 1, "file descriptors", slack=3)
 
 
 # -- two agents of one user thinking at once --------------------------------------------------------

@@ -1,6 +1,5 @@
 """Steps about a run's life against the odds: what a start announces, refused and failed
-starts, expiring tokens, restarted gateways, cut networks, a frozen database, and a gateway's
-memory under a stream of thoughts.
+starts, expiring tokens, restarted gateways, cut networks and a frozen database.
 
 @fault steps break a component of the native stack (and heal it); @internals steps read the
 stack's PostgreSQL and process table. Connections to PostgreSQL are opened and closed inside
@@ -15,31 +14,22 @@ import signal
 import time
 from urllib.parse import urlsplit
 
-import parse
-from behave import given, register_type, then, when
+from behave import given, then, when
 from hamcrest import assert_that, equal_to, has_length
 
 from agentevents.auth import issue_token
 from agentevents.testing.client import HandshakeRefused, RecordingClient, describe
+from agentevents.testing.figures import record_figure
 from agentevents.testing.matchers import follows_lifecycle, gapless_seqs, has_envelope
+from agentevents.testing.measures import human
 from agentevents.testing.netem import TcpProxy
 from agentevents.testing.parse_types import register_all
-from agentevents.testing.scripts import register, script_for, steps
+from agentevents.testing.scripts import register, steps
 
 register_all()
 
 RUN_TIMEOUT_S = 20
 GRACE_S = 0.3
-
-ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5}
-
-
-@parse.with_pattern("|".join(ORDINALS))
-def parse_ordinal(text: str) -> int:
-    return ORDINALS[text]
-
-
-register_type(Ordinal=parse_ordinal)
 
 register("cannot be created", lambda: steps(fail_on_init="the model behind this agent is not available"))
 
@@ -75,9 +65,9 @@ async def _whole_run_once(world, name, timeout_s: float = RUN_TIMEOUT_S):
 
 # -- what a start announces ---------------------------------------------------------------------
 
-@then("{name:Person}'s agent_started names her run, her conversation, herself and the {agent:Agent} agent")
-@then("{name:Person}'s agent_started names his run, his conversation, himself and the {agent:Agent} agent")
-async def step_started_names(context, name, agent):
+@then("{name:Person}'s agent_started names {her:Possessive} run, {her:Possessive} conversation, "
+      "{herself:Reflexive} and the {agent:Agent} agent")
+async def step_started_names(context, name, her, herself, agent):
     world = context.world
     run = world.last_run(name)
     started = await run.client.wait_for(lambda f: f.type == "agent_started" and f.data.get("run_id") == run.run_id,
@@ -135,32 +125,24 @@ async def step_start_unknown(context, name, agent):
     context.world.notes["unknown_agent"] = agent
 
 
-@when("{name:Person} tries to start an agent that {behaviour}")
-async def step_try_scripted(context, name, behaviour):
-    client = context.world.person(name).client
-    answer = await client.start_agent("scripted", behaviour, options=script_for(behaviour))
-    context.world.notes["answer"] = answer
-
-
-def _answer(context):
-    answer = context.world.notes.get("answer")
-    assert answer is not None, "no request was answered"
+def _answer(context, name):
+    """The answer to the person's last refused-or-not request."""
+    answer = context.world.notes.get("answers", {}).get(name) or context.world.notes.get("answer")
+    assert answer is not None, f"no request of {name}'s was answered"
     return answer
 
 
-@then("{name:Person} is told her request is malformed because the agent type is missing")
-@then("{name:Person} is told his request is malformed because the agent type is missing")
-async def step_malformed(context, name):
-    answer = _answer(context)
+@then("{name:Person} is told {her:Possessive} request is malformed because the agent type is missing")
+async def step_malformed(context, name, her):
+    answer = _answer(context, name)
     assert answer.type == "error", f"the request was not refused: {answer.raw}"
     assert_that(answer.data.get("code"), equal_to("malformed_message"), answer.raw)
     assert "agent_type" in answer.data.get("message", ""), f"the error does not name the field: {answer.raw}"
 
 
-@then("{name:Person} is told the agent is unknown, with the list of agents she can use")
-@then("{name:Person} is told the agent is unknown, with the list of agents he can use")
-async def step_unknown(context, name):
-    answer = _answer(context)
+@then("{name:Person} is told the agent is unknown, with the list of agents {she:Pronoun} can use")
+async def step_unknown(context, name, she):
+    answer = _answer(context, name)
     assert answer.type == "error", f"the request was not refused: {answer.raw}"
     assert_that(answer.data.get("code"), equal_to("unknown_agent"), answer.raw)
     agents = (answer.data.get("details") or {}).get("agents")
@@ -169,10 +151,9 @@ async def step_unknown(context, name):
     assert context.world.notes["unknown_agent"] not in agents, f"the unknown agent is listed: {answer.raw}"
 
 
-@then('{name:Person} is refused because she lacks the "{permission}" permission')
-@then('{name:Person} is refused because he lacks the "{permission}" permission')
-async def step_forbidden(context, name, permission):
-    answer = _answer(context)
+@then('{name:Person} is refused because {she:Pronoun} lacks the "{permission}" permission')
+async def step_forbidden(context, name, she, permission):
+    answer = _answer(context, name)
     assert answer.type == "error", f"the request was not refused: {answer.raw}"
     assert_that(answer.data.get("code"), equal_to("forbidden"), answer.raw)
     named = (answer.data.get("details") or {}).get("required_permission") == permission \
@@ -180,7 +161,25 @@ async def step_forbidden(context, name, permission):
     assert named, f"the refusal does not name {permission!r}: {answer.raw}"
 
 
-@then("no run was started for {name:Person}")
+@then("{name:Person}'s mistaken request started no run")
+async def step_mistake_started_nothing(context, name):
+    """Only the runs the scenario started are there: the refused request left no run behind."""
+    world = context.world
+    refused = _answer(context, name)
+    assert refused.type == "error", f"the mistaken request was not refused: {refused.raw}"
+    for run in world.runs_of(name):
+        await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    for client in world.person(name).clients:
+        await _quiet(world, client)
+    known = {r.run_id for r in world.runs_of(name)}
+    frames = world.frames_of(name)
+    accepted = [f for f in frames if f.type == "run_accepted"]
+    strays = [f for f in frames if (f.is_event or f.type == "run_accepted") and f.data.get("run_id") not in known]
+    assert len(accepted) == len(known) and not strays, \
+        f"a run started for the mistaken request ({len(accepted)} accepted, {len(known)} asked for):\n" \
+        f"{describe(strays or accepted)}"
+
+
 @then("{name:Person} receives no agent_started")
 async def step_no_run(context, name):
     world = context.world
@@ -205,8 +204,8 @@ async def step_expired(context, intruder, victim):
     await _attempt(world, intruder, "expired", world.token_for(world.person(victim), ttl_s=-120))
 
 
-@when("{intruder:Person} tries to connect without a token")
-async def step_no_token(context, intruder):
+@when("{intruder:Person} tries to connect as {victim:Person} without a token")
+async def step_no_token(context, intruder, victim):
     await _attempt(context.world, intruder, "missing", None)
 
 
@@ -222,30 +221,29 @@ async def _attempt(world, intruder, kind, token) -> None:
     world.notes.setdefault("attempts", []).append((kind, outcome))
 
 
-@then("every one of {name:Person}'s attempts is refused with HTTP {status:d}")
-async def step_attempts_refused(context, name, status):
+@then("{name:Person} is turned away with HTTP {status:d}")
+async def step_turned_away(context, name, status):
     attempts = context.world.notes.get("attempts", [])
-    assert len(attempts) == 3, f"expected three attempts, got {attempts}"
-    wrong = [(kind, outcome) for kind, outcome in attempts if outcome != status]
-    assert not wrong, f"attempts not refused with {status}: {wrong}"
+    assert len(attempts) == 1, f"expected one attempt, got {attempts}"
+    kind, outcome = attempts[0]
+    assert outcome == status, f"the connection with a {kind} token was not refused with {status}: {outcome}"
 
 
-@then("{name:Person}'s connection is closed because his token expired")
-@then("{name:Person}'s connection is closed because her token expired")
-async def step_closed_expired(context, name):
+@then("{name:Person}'s connection is closed because {her:Possessive} token expired")
+async def step_closed_expired(context, name, her):
     client = context.world.person(name).client
     expires_at = _established(client).data["token_expires_at"]
     code = await client.wait_closed(30)
     closed_at = time.time()
-    print(f"measured: {name}'s connection closed {closed_at - expires_at:.2f} s after the token expired")
+    record_figure(context, f"{name}'s connection closed {human(closed_at - expires_at)} after {her} token expired")
     assert_that(code, equal_to(3002), client.describe())
     assert closed_at >= expires_at, f"closed {expires_at - closed_at:.2f} s before the token expired"
     context.world.notes.setdefault("closed_at", {})[name] = closed_at
 
 
-@then("{name:Person} receives every event of her run on the same connection, after her first token expired")
-@then("{name:Person} receives every event of his run on the same connection, after his first token expired")
-async def step_stayed(context, name):
+@then("{name:Person} receives every event of {her:Possessive} run on the same connection, "
+      "after {her:Possessive} first token expired")
+async def step_stayed(context, name, her):
     world = context.world
     person = world.person(name)
     assert len(person.clients) == 1, f"{name} has {len(person.clients)} connections"
@@ -264,9 +262,8 @@ async def step_stayed(context, name):
 
 # -- gateway restart and network cut -------------------------------------------------------------------
 
-@when("the gateway holding {name:Person}'s connection restarts after her first thought")
-@when("the gateway holding {name:Person}'s connection restarts after his first thought")
-async def step_restart_gateway(context, name):
+@when("the gateway holding {name:Person}'s connection restarts after {her:Possessive} first thought")
+async def step_restart_gateway(context, name, her):
     world = context.world
     run = world.last_run(name)
     client = run.client
@@ -275,9 +272,11 @@ async def step_restart_gateway(context, name):
     assert not client.events(run_id=run.run_id, types=("agent_completed",)), \
         f"the run ended before the restart\n{client.describe()}"
     gateway = _established(client).data["server_id"]
+    asked = time.monotonic()
     await asyncio.to_thread(world.target.control, "restart", gateway)
     code = await client.wait_closed(10)
-    print(f"measured: {gateway} restarted; the connection closed with {code}")
+    record_figure(context, f"{gateway} restarted mid-run in {human(time.monotonic() - asked)}; {name}'s "
+                           f"connection closed with code {code}")
     assert not client.events(run_id=run.run_id, types=("agent_completed",)), \
         f"the run ended before the connection closed; nothing was missed\n{client.describe()}"
 
@@ -292,9 +291,8 @@ async def step_via_proxy(context, name):
     await world.connect(name, url=proxy.url(scheme=target.scheme, path=target.path))
 
 
-@when("the network link to {name:Person} is cut after her {n:Ordinal} thought")
-@when("the network link to {name:Person} is cut after his {n:Ordinal} thought")
-async def step_cut(context, name, n):
+@when("the network link to {name:Person} is cut after {her:Possessive} {n:Ordinal} thought")
+async def step_cut(context, name, her, n):
     world = context.world
     run = world.last_run(name)
     client = run.client
@@ -307,9 +305,8 @@ async def step_cut(context, name, n):
     await client.wait_closed(10)
 
 
-@when("{name:Person} reconnects through the same network and resumes her threads")
-@when("{name:Person} reconnects through the same network and resumes his threads")
-async def step_reconnect_proxy(context, name):
+@when("{name:Person} reconnects through the same network and resumes {her:Possessive} conversations")
+async def step_reconnect_proxy(context, name, her):
     world = context.world
     proxy = world.notes["proxies"][name]
     target = urlsplit(world.target.ws_url)
@@ -320,9 +317,8 @@ async def step_reconnect_proxy(context, name):
     assert answer.type == "resumed", f"resume refused: {answer.raw}"
 
 
-@when("{name:Person} reconnects and resumes her conversation from the very beginning")
-@when("{name:Person} reconnects and resumes his conversation from the very beginning")
-async def step_resume_from_zero(context, name):
+@when("{name:Person} reconnects and resumes {her:Possessive} conversation from the very beginning")
+async def step_resume_from_zero(context, name, her):
     world = context.world
     run = world.last_run(name)
     client = await world.connect(name)
@@ -360,9 +356,9 @@ async def step_new_whole_run(context, name):
     assert_that(len(events), equal_to(end.data["data"]["event_count"]), client.describe())
 
 
-@then("{name:Person} receives every event of her run exactly once across her connections")
-@then("{name:Person} receives every event of his run exactly once across his connections")
-async def step_whole_run_once(context, name):
+@then("{name:Person} receives every event of {her:Possessive} run exactly once across {her:Possessive} "
+      "connections")
+async def step_whole_run_once(context, name, her):
     world = context.world
     assert len(world.person(name).clients) >= 2, f"{name} never reconnected"
     _run, events = await _whole_run_once(world, name)
@@ -370,9 +366,8 @@ async def step_whole_run_once(context, name):
         assert not client.connected, f"the first connection was never broken\n{client.describe()}"
 
 
-@then("{name:Person} receives each of the {n:d} thoughts of her run exactly once")
-@then("{name:Person} receives each of the {n:d} thoughts of his run exactly once")
-async def step_every_thought_once(context, name, n):
+@then("{name:Person} receives each of the {n:d} thoughts of {her:Possessive} run exactly once")
+async def step_every_thought_once(context, name, n, her):
     world = context.world
     run = world.last_run(name)
     await world.person(name).clients[-1].wait_run_end(run.run_id, RUN_TIMEOUT_S)
@@ -409,7 +404,7 @@ def _thaw_postgres(target) -> None:
     target.control("resume", "postgres")
 
 
-@given("PostgreSQL is paused")
+@given("the database is paused")
 async def step_pause_postgres(context):
     world = context.world
     target = world.target
@@ -422,16 +417,20 @@ async def step_pause_postgres(context):
     world.notes["postgres_thaw"] = thaw
 
 
-@when("PostgreSQL resumes")
-async def step_resume_postgres(context):
+@when("the database resumes once {name:Person}'s run has ended")
+async def step_resume_postgres(context, name):
+    """The run is served while the database is paused: it must end before the database resumes."""
     thaw = context.world.notes.get("postgres_thaw")
-    assert thaw is not None, "PostgreSQL was not paused"
-    await thaw()
+    assert thaw is not None, "the database was not paused"
+    run = context.world.last_run(name)
+    try:
+        await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    finally:
+        await thaw()
 
 
-@then("the archive holds every event of {name:Person}'s run, exactly as she received it")
-@then("the archive holds every event of {name:Person}'s run, exactly as he received it")
-async def step_archive(context, name):
+@then("the archive holds every event of {name:Person}'s run, exactly as {she:Pronoun} received it")
+async def step_archive(context, name, she):
     import asyncpg
     world = context.world
     run = world.last_run(name)
@@ -453,58 +452,8 @@ async def step_archive(context, name):
         if len(rows) >= len(received) or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.5)  # polling a condition with a deadline
-    print(f"measured: {len(rows)} of {len(received)} events archived")
+    record_figure(context, f"{len(rows)} of the {len(received)} events of {name}'s run archived once the "
+                           "database was back")
     assert_that(sorted(rows), equal_to(sorted(received)), run.client.describe())
     changed = [seq for seq in received if rows[seq] != received[seq]]
     assert not changed, f"archived payloads differ from what was delivered for seqs {changed}"
-
-
-# -- a gateway's memory under a stream of thoughts ------------------------------------------------------
-
-def _rss(gateway: str) -> int:
-    import psutil
-
-    from agentevents.stack import native
-    return psutil.Process(native.component_pid(gateway)).memory_info().rss
-
-
-@given("the memory of {gateway} is noted")
-async def step_note_memory(context, gateway):
-    from agentevents.stack import native
-    assert gateway in native.GATEWAYS, f"unknown gateway {gateway!r}"
-    context.world.notes["memory"] = (gateway, await asyncio.to_thread(_rss, gateway))
-
-
-@when("{people:d} people connected to that gateway receive {total:d} thoughts in total")
-async def step_stream_thoughts(context, people, total):
-    from agentevents.stack import native
-    world = context.world
-    gateway, _before = world.notes["memory"]
-    burst = 50  # a run's burst passes the throttle untouched: every thought is delivered
-    runs_each, rest = divmod(total, people * burst)
-    assert rest == 0 and runs_each >= 1, f"{total} thoughts do not split into bursts of {burst} for {people} people"
-    url = f"ws://127.0.0.1:{native.GATEWAYS[gateway]}/ws"
-    names = [f"Reader{i:02d}" for i in range(people)]
-    for name in names:
-        world.person(name, tier="enterprise").permissions.append("agents:script")
-    await asyncio.gather(*(world.connect(n, url=url) for n in names))
-    behaviour = f"thinks {burst} times in a quick burst"
-    started = time.monotonic()
-    for _ in range(runs_each):
-        await asyncio.gather(*(world.start(n, "scripted", behaviour, options=script_for(behaviour)) for n in names))
-    for name in names:
-        for run in world.runs_of(name):
-            await run.client.wait_run_end(run.run_id, 120)
-    received = sum(len(world.person(n).client.events(types=("agent_thinking",))) for n in names)
-    print(f"measured: {received} thoughts delivered through {gateway} in {time.monotonic() - started:.1f} s")
-    assert_that(received, equal_to(total))
-    await asyncio.gather(*(world.person(n).client.close() for n in names))
-
-
-@then("that gateway's memory has grown by less than {limit:d} MB")
-async def step_memory(context, limit):
-    gateway, before = context.world.notes["memory"]
-    after = await asyncio.to_thread(_rss, gateway)
-    grown = (after - before) / 2**20
-    print(f"measured: {gateway} RSS {before / 2**20:.1f} MB -> {after / 2**20:.1f} MB ({grown:+.1f} MB)")
-    assert grown < limit, f"{gateway} grew by {grown:.1f} MB; the limit is {limit} MB"

@@ -11,7 +11,9 @@ from behave import given, then, when
 from hamcrest import assert_that, equal_to, greater_than, less_than
 
 from agentevents.testing.client import Frame, RecordingClient, describe
+from agentevents.testing.figures import record_figure
 from agentevents.testing.matchers import event_types_exactly, follows_lifecycle, gapless_seqs, only_events_of
+from agentevents.testing.measures import human
 from agentevents.testing.parse_types import register_all
 from agentevents.testing.scripts import complete, register, steps
 
@@ -58,7 +60,8 @@ async def step_latency_link(context, name, latency):
     # Both directions are delayed: a ping's round trip takes at least twice the latency.
     answer = await client.request({"type": "ping"}, timeout_s=10)
     rtt = answer.at - client.sent_at[answer.data["request_id"]]
-    print(f"measured: {name}'s ping round trip {rtt * 1000:.0f} ms through {latency * 1000:.0f} ms of latency")
+    record_figure(context, f"{name}'s ping round trip {human(rtt)} through {human(latency)} of added latency "
+                           "each way")
     assert_that(rtt, greater_than(2 * latency * 0.9))
 
 
@@ -68,9 +71,8 @@ def thoughts(client: RecordingClient, run_id: str) -> list[Frame]:
     return client.events(run_id=run_id, types=("agent_thinking",))
 
 
-@when("{name:Person}'s network link fails after her agent has thought {count:d} times")
-@when("{name:Person}'s network link fails after his agent has thought {count:d} times")
-async def step_link_fails(context, name, count):
+@when("{name:Person}'s network link fails after {her:Possessive} agent has thought {count:d} times")
+async def step_link_fails(context, name, her, count):
     world = context.world
     run = world.last_run(name)
     client = run.client
@@ -81,9 +83,8 @@ async def step_link_fails(context, name, count):
     world.notes["cut_at_seq"] = client.last_seq(run.thread_id)
 
 
-@when("{name:Person}'s agent carries on while she is offline")
-@when("{name:Person}'s agent carries on while he is offline")
-async def step_carries_on(context, name):
+@when("{name:Person}'s agent carries on while {she:Pronoun} is offline")
+async def step_carries_on(context, name, she):
     """Wait (on a separate observer connection, never counted as the person's) until the run
     published at least two events the cut connection did not receive."""
     world = context.world
@@ -114,9 +115,8 @@ async def step_resume_twice(context, name):
         assert answer.type == "resumed", f"resume refused: {answer.raw}"
 
 
-@then("{name:Person} receives every event of her run exactly once and in order")
-@then("{name:Person} receives every event of his run exactly once and in order")
-async def step_exactly_once(context, name):
+@then("{name:Person} receives every event of {her:Possessive} run exactly once and in order")
+async def step_exactly_once(context, name, her):
     """Over all of the person's connections: the whole run, each seq once, in order, and what
     arrived agrees with what the agent published (the completion's own event counts)."""
     world = context.world
@@ -142,12 +142,12 @@ async def step_exactly_once(context, name):
         n = int(scripted[0].split()[-1])
         assert_that(scripted, equal_to([f"thought {i} of {n}" for i in range(1, n + 1)]))
     clients = [c for c in world.person(name).clients if c.events(run_id=run.run_id)]
-    print(f"measured: {len(events)} events over {len(clients)} connection(s)")
+    record_figure(context, f"{len(events)} events of {name}'s run received once each, over {len(clients)} "
+                           "connection(s)")
 
 
-@then("{name:Person}'s new connection received the events she missed")
-@then("{name:Person}'s new connection received the events he missed")
-async def step_missed_on_new(context, name):
+@then("{name:Person}'s new connection received the events {she:Pronoun} missed")
+async def step_missed_on_new(context, name, she):
     world = context.world
     run = world.last_run(name)
     latest = world.person(name).client
@@ -188,8 +188,9 @@ async def step_overtake(context):
                                   "the error for the bad request")
     replayed = [f for f in client.frames if f.is_event]
     behind = sum(1 for f in replayed if f.index > max(pong.index, error.index))
-    print(f"measured: pong at frame {pong.index}, error at frame {error.index}, replay of {len(replayed)} events "
-          f"ended at frame {done.index}; {behind} replayed events were still queued behind them")
+    record_figure(context, f"the pong and the error overtook {behind} of the {len(replayed)} replayed events "
+                           f"(pong at frame {pong.index}, error at frame {error.index}, replay ended at frame "
+                           f"{done.index})")
     assert_that(error.data["code"], equal_to("malformed_message"))
     assert pong.index < done.index and error.index < done.index, \
         f"the pong (#{pong.index}) and error (#{error.index}) waited for the replay (#{done.index})\n" \
@@ -250,7 +251,7 @@ async def step_compression_agreed(context, name):
     client = context.world.person(name).client
     assert client.ws is not None
     agreed = client.ws.response.headers.get("Sec-WebSocket-Extensions", "")
-    print(f"measured: Sec-WebSocket-Extensions: {agreed}")
+    record_figure(context, f"compression agreed for {name}'s connection: {agreed}")
     assert "permessage-deflate" in agreed, f"the server did not agree to permessage-deflate: {agreed!r}"
 
 
@@ -271,8 +272,9 @@ async def step_document_compressed(context, kb, name):
     size = len(frame.raw.encode())
     run_text = sum(len(f.raw.encode()) for f in client.frames)
     run_wire = sum(m[0] for m in messages[:len(client.frames)])
-    print(f"measured: the {size}-byte frame cost {on_wire} bytes on the wire ({on_wire / size:.1%}); "
-          f"all frames {run_text} bytes as text, {run_wire} on the wire")
+    record_figure(context, f"the {size:,}-byte document message crossed the link in {on_wire:,} bytes "
+                           f"({on_wire / size:.1%}); the whole run {run_wire:,} bytes for {run_text:,} bytes of text "
+                           "— limit 50 %")
     assert compressed, f"frame #{frame.index} was sent uncompressed"
     assert_that(on_wire, less_than(size / 2))
     assert_that(run_wire, less_than(run_text / 2))
@@ -280,20 +282,16 @@ async def step_document_compressed(context, kb, name):
 
 # -- latency (T110) ---------------------------------------------------------------------------
 
-@then("{a:Person}, {b:Person} and {c:Person} each receive their whole run, complete and in order")
-async def step_each_whole(context, a, b, c):
+@then("{name:Person} receives {her:Possessive} whole run, complete and in order")
+async def step_whole_run_slow_link(context, name, her):
     world = context.world
-    for name in (a, b, c):
-        run = world.last_run(name)
-        await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
-        await run.client.request({"type": "ping"}, timeout_s=10)
+    run = world.last_run(name)
+    await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    await run.client.request({"type": "ping"}, timeout_s=10)
     await world.settle(GRACE_S)
-    for name in (a, b, c):
-        run = world.last_run(name)
-        events = run.client.events(run_id=run.run_id)
-        assert_that(events, event_types_exactly(*MATH_EVENTS))
-        assert_that(run.client.events(), gapless_seqs(start=1))
-        assert_that(run.client.events(), only_events_of(world.person(name).user_id, {run.thread_id}))
-        end = events[-1]
-        print(f"measured: {name} (latency {world.link_of(name).latency_s * 1000:.0f} ms) whole run in "
-              f"{(end.at - run.sent_at) * 1000:.0f} ms")
+    events = run.client.events(run_id=run.run_id)
+    assert_that(events, event_types_exactly(*MATH_EVENTS))
+    assert_that(run.client.events(), gapless_seqs(start=1))
+    assert_that(run.client.events(), only_events_of(world.person(name).user_id, {run.thread_id}))
+    record_figure(context, f"{name}'s whole run arrived in {human(events[-1].at - run.sent_at)} through "
+                           f"{human(world.link_of(name).latency_s)} of added latency")

@@ -17,10 +17,12 @@ import asyncpg
 import jwt
 import redis.asyncio as aioredis
 from behave import given, then, when
-from hamcrest import assert_that, empty, equal_to, greater_than, greater_than_or_equal_to, has_item
+from hamcrest import assert_that, empty, equal_to, greater_than, greater_than_or_equal_to
 
 from agentevents.testing.client import HandshakeRefused, RecordingClient, describe
-from agentevents.testing.matchers import follows_lifecycle, gapless_seqs, only_events_of
+from agentevents.testing.figures import record_figure
+from agentevents.testing.matchers import follows_lifecycle, gapless_seqs
+from agentevents.testing.measures import human
 from agentevents.testing.parse_types import register_all
 from agentevents.testing.scripts import complete, register, steps
 from agentevents.testing.tokens import TokenFactory
@@ -33,12 +35,11 @@ GRACE_S = 0.3
 TOKEN_GRACE_S = 2.0
 ARCHIVE_DEADLINE_S = 30
 
-register("waits for her approval", lambda: steps({"think": "I need your approval before going on."},
-                                                 {"approval": "May I send the report?", "timeout_s": 30},
-                                                 complete(result="sent", summary="Sent the report.")))
-register("waits for his approval", lambda: steps({"think": "I need your approval before going on."},
-                                                 {"approval": "May I send the report?", "timeout_s": 30},
-                                                 complete(result="sent", summary="Sent the report.")))
+for _pronoun in ("her", "his", "their"):
+    register(f"waits for {_pronoun} approval",
+             lambda: steps({"think": "I need your approval before going on."},
+                           {"approval": "May I send the report?", "timeout_s": 30},
+                           complete(result="sent", summary="Sent the report.")))
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -91,7 +92,7 @@ async def step_tls_link(context, name):
     client = await world.connect(name, url=url, ssl_context=ctx, compression=None)
     ssl_object = client.ws.transport.get_extra_info("ssl_object")
     assert ssl_object is not None, "the connection is not encrypted"
-    print(f"measured: {name} connected with {ssl_object.version()} {ssl_object.cipher()[0]}")
+    record_figure(context, f"{name} connected with {ssl_object.version()} {ssl_object.cipher()[0]}")
 
 
 @given("{name:Person} is connected without TLS through a recorded link, uncompressed")
@@ -110,16 +111,16 @@ def question_and_token(world, name: str) -> tuple[bytes, bytes]:
     return question, run.client.token.encode()
 
 
-@then("the recording of {name:Person}'s encrypted link shows neither her question nor her token")
-@then("the recording of {name:Person}'s encrypted link shows neither his question nor his token")
-async def step_no_plaintext(context, name):
+@then("the recording of {name:Person}'s encrypted link shows neither {her:Possessive} question "
+      "nor {her:Possessive} token")
+async def step_no_plaintext(context, name, her):
     world = context.world
     run = world.last_run(name)
     await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
     question, token = question_and_token(world, name)
     wire = world.link_of(name).wire
     seen = bytes(wire.to_server) + bytes(wire.to_client)
-    print(f"measured: {len(seen)} bytes recorded on {name}'s encrypted link")
+    record_figure(context, f"{len(seen):,} bytes recorded on {name}'s encrypted link, none of them readable")
     assert_that(len(wire.to_client), greater_than(2000))
     assert wire.to_server[:1] == b"\x16", f"the link does not start with a TLS handshake: {bytes(wire.to_server[:8])!r}"
     assert question not in seen, f"{name}'s question crossed the encrypted link in plain text"
@@ -129,15 +130,14 @@ async def step_no_plaintext(context, name):
             assert word not in seen, f"the word {word!r} of {name}'s question is readable on the encrypted link"
 
 
-@then("the recording of {name:Person}'s plain link shows her question and her token")
-@then("the recording of {name:Person}'s plain link shows his question and his token")
-async def step_plaintext_control(context, name):
+@then("the recording of {name:Person}'s plain link shows {her:Possessive} question and {her:Possessive} token")
+async def step_plaintext_control(context, name, her):
     world = context.world
     run = world.last_run(name)
     await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
     question, token = question_and_token(world, name)
     wire = world.link_of(name).wire
-    print(f"measured: {wire.total} bytes recorded on {name}'s plain link")
+    record_figure(context, f"{wire.total:,} bytes recorded on {name}'s plain link")
     assert question in bytes(wire.to_client), f"{name}'s question is not readable on the plain link " \
                                               "(the control capture shows nothing)"
     assert token in bytes(wire.to_server), f"{name}'s token is not readable on the plain link"
@@ -185,9 +185,8 @@ async def step_no_sql(context, name):
 
 # -- T118: the audit log ----------------------------------------------------------------------
 
-@then("every event {name:Person} received is in the audit log with her user id and connection id")
-@then("every event {name:Person} received is in the audit log with his user id and connection id")
-async def step_audit(context, name):
+@then("every event {name:Person} received is in the audit log with {her:Possessive} user id and connection id")
+async def step_audit(context, name, her):
     world = context.world
     person = world.person(name)
     for run in world.runs_of(name):
@@ -212,7 +211,7 @@ async def step_audit(context, name):
             frame = by_id[row["event_id"]]
             assert (row["thread_id"], row["seq"]) == (frame.data["thread_id"], frame.data["seq"]), \
                 f"audit row {dict(row)} does not match the frame {frame.raw[:200]}"
-        print(f"measured: {len(mine)} audit rows for {len(ids)} events on {connection_id}")
+        record_figure(context, f"{len(mine)} audit rows for the {len(ids)} events {name} received on {connection_id}")
 
 
 # -- T119: personal data ----------------------------------------------------------------------
@@ -221,8 +220,9 @@ PII = {"email": "alice.smith@example.com", "card": "4111 1111 1111 1111",
        "token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZS1zbWl0aCJ9.c2lnbmF0dXJlLXNlY3JldC12YWx1ZQ"}
 
 
-@when("{name:Person} asks the research agent about a refund, giving her email, card number and an access token")
-async def step_pii_question(context, name):
+@when("{name:Person} asks the research agent about a refund, giving {her:Possessive} email, card number "
+      "and an access token")
+async def step_pii_question(context, name, her):
     message = (f"Research the refund rules for my order. Contact me at {PII['email']}, my card is {PII['card']} "
                f"and my access token is {PII['token']}.")
     await context.world.start(name, "research", message)
@@ -232,8 +232,8 @@ def pii_needles() -> list[str]:
     return [PII["email"], PII["card"], PII["card"].replace(" ", ""), PII["token"], PII["token"].split(".")[1]]
 
 
-@then("no frame that any connection received contains her personal data")
-async def step_no_pii_frames(context):
+@then("no frame that any connection received contains {her:Possessive} personal data")
+async def step_no_pii_frames(context, her):
     world = context.world
     for run in world.runs:
         await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
@@ -244,11 +244,11 @@ async def step_no_pii_frames(context):
     for frame in frames:
         for needle in pii_needles():
             assert needle not in frame.raw, f"frame #{frame.index} contains {needle!r}: {frame.raw[:300]}"
-    print(f"measured: {len(frames)} frames checked")
+    record_figure(context, f"{len(frames)} frames of every connection checked for the personal data")
 
 
-@then("{name:Person} sees her email, card number and token marked as redacted")
-async def step_redaction_markers(context, name):
+@then("{name:Person} sees {her:Possessive} email, card number and token marked as redacted")
+async def step_redaction_markers(context, name, her):
     world = context.world
     run = world.last_run(name)
     events = run.client.events(run_id=run.run_id)
@@ -257,8 +257,8 @@ async def step_redaction_markers(context, name):
         assert f"[REDACTED:{kind}]" in text, f"no [REDACTED:{kind}] marker in {name}'s run\n{describe(events)}"
 
 
-@then("the archive of {name:Person}'s run holds every event and none of her personal data")
-async def step_no_pii_archive(context, name):
+@then("the archive of {name:Person}'s run holds every event and none of {her:Possessive} personal data")
+async def step_no_pii_archive(context, name, her):
     world = context.world
     run = world.last_run(name)
     await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
@@ -270,7 +270,7 @@ async def step_no_pii_archive(context, name):
     for row in rows:
         for needle in pii_needles():
             assert needle not in row["payload"], f"archived event {row['event_id']} contains {needle!r}"
-    print(f"measured: {len(rows)} archived events checked")
+    record_figure(context, f"{len(rows)} archived events of {name}'s run checked for the personal data")
 
 
 # -- T120: hijack attempts and token handling -------------------------------------------------
@@ -292,9 +292,8 @@ async def step_hijack(context, attacker, victim):
     world.notes["hijack"] = {what: await client.request(message) for what, message in attempts.items()}
 
 
-@when("{name:Person} approves her agent's request")
-@when("{name:Person} approves his agent's request")
-async def step_approve(context, name):
+@when("{name:Person} approves {her:Possessive} agent's request")
+async def step_approve(context, name, her):
     run = context.world.last_run(name)
     asked = await run.client.wait_for(lambda f: f.type == "approval_required" and f.data["run_id"] == run.run_id,
                                       10, "the approval request")
@@ -336,8 +335,8 @@ async def step_learns_nothing(context, attacker, victim):
             f"frame #{frame.index} reveals the state of {victim}'s run: {frame.raw[:300]}"
 
 
-@then("{name:Person}'s run records her own approval")
-async def step_own_approval(context, name):
+@then("{name:Person}'s run records {her:Possessive} own approval")
+async def step_own_approval(context, name, her):
     run = context.world.last_run(name)
     end = await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
     approvals = end.data["data"].get("approvals") or []
@@ -352,10 +351,13 @@ async def step_foreign_key(context, name):
     world.notes.setdefault("handshakes", {})["signed with another key"] = await attempt(world, forged)
 
 
-@when("{name:Person}'s token is revoked and then used to connect again")
-async def step_revoked(context, name):
+@when("someone connects as {name:Person} with one of {her:Possessive} tokens after it was revoked")
+async def step_revoked(context, name, her):
+    """A second token of hers, which opens the door until it is revoked; then it is tried again."""
     world = context.world
-    token = world.person(name).client.token
+    token = world.token_for(world.person(name))
+    before = await attempt(world, token)
+    assert before == "accepted", f"{name}'s second token was refused before it was revoked: {before!r}"
     jti = jwt.decode(token, options={"verify_signature": False})["jti"]
     if not world.target.redis_url:
         raise AssertionError("revocation is written to the stack's Redis: no redis_url for this stack")
@@ -374,27 +376,29 @@ async def attempt(world, token: str) -> int | str:
     except HandshakeRefused as refused:
         return refused.status
     await client.close()
-    return f"accepted: {client.describe()}"
+    return "accepted"
 
 
-@then("both handshakes are refused with HTTP 401")
-async def step_refused_401(context):
+@then("the handshake is refused with HTTP {status:d}")
+async def step_handshake_refused(context, status):
     outcomes = context.world.notes.get("handshakes", {})
-    assert_that(sorted(outcomes), equal_to(["revoked", "signed with another key"]))
+    assert len(outcomes) == 1, f"expected one handshake, got {outcomes}"
     for what, outcome in outcomes.items():
-        assert outcome == 401, f"the token {what} got {outcome!r}, not HTTP 401"
+        assert outcome == status, f"the token {what} got {outcome!r}, not HTTP {status}"
 
 
 # -- T105: refreshing a token mid-run ---------------------------------------------------------
 
-@then("{name:Person}'s connection stays open past her first token's expiry while her run arrives whole")
-async def step_refresh_kept(context, name):
+@then("{name:Person}'s connection stays open past {her:Possessive} first token's expiry "
+      "while {her:Possessive} run arrives whole")
+async def step_refresh_kept(context, name, her):
     world = context.world
     run = world.last_run(name)
     client = run.client
     expires = client.frames[0].data["token_expires_at"]
     end = await client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
-    print(f"measured: run ended {end.wall - expires:.1f} s after the first token's expiry")
+    record_figure(context, f"{name}'s run ended {human(end.wall - expires)} after {her} first token expired, "
+                           "on the same connection")
     assert end.wall > expires + TOKEN_GRACE_S, \
         f"the run ended before the first token ran out ({end.wall:.1f} <= {expires} + {TOKEN_GRACE_S}): " \
         "the scenario proves nothing"
@@ -436,7 +440,7 @@ async def step_slowed(context, name):
     answers = flood_answers(client, since, ids)
     pongs = [f for f in answers if f.type == "pong"]
     limited = [f for f in answers if f.type == "error"]
-    print(f"measured: {len(pongs)} pongs and {len(limited)} rate_limited errors for {len(ids)} messages")
+    record_figure(context, f"{len(ids)} messages at once: {len(pongs)} answered, {len(limited)} told to slow down")
     assert_that(len(limited), greater_than(0))
     assert_that(len(pongs), greater_than(0))
     assert_that(len(pongs) + len(limited), equal_to(len(ids)))
@@ -459,23 +463,16 @@ async def step_slowed(context, name):
     assert client.connected, f"{name} was disconnected: {client.close_code} {client.close_reason}"
 
 
-@then("{name:Person}'s agent was stopped at the free tier's budget of {budget:d} events")
-async def step_budget(context, name, budget):
+@then("{name:Person}'s agent is stopped at the free tier's budget of {budget:d} events "
+      "and {her:Possessive} run ends degraded")
+async def step_budget(context, name, budget, her):
     run = context.world.last_run(name)
     end = await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
     events = run.client.events(run_id=run.run_id)
-    print(f"measured: {len(events)} events delivered before the agent was stopped")
+    record_figure(context, f"{len(events):,} events delivered before {name}'s agent was stopped — budget {budget:,}")
+    assert_that(end.data["data"]["status"], equal_to("degraded"))
     assert_that(end.data["data"].get("limit"), equal_to("max_events_per_run"))
     assert_that(len(events) - 1, greater_than_or_equal_to(budget))
     assert len(events) <= budget + 3, f"{len(events)} events for a budget of {budget}"
     assert_that(events, gapless_seqs(start=1))
     assert_that(end.data["data"]["event_count"], equal_to(len(events)))
-
-
-@then("{name:Person} receives only her own events")
-@then("{name:Person} receives only his own events")
-async def step_only_own(context, name):
-    world = context.world
-    assert_that(world.events_of(name), only_events_of(world.person(name).user_id))
-    assert_that([f.type for f in world.events_of(name)], has_item("agent_completed"))
-

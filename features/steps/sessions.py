@@ -1,4 +1,4 @@
-"""Steps about connections: connecting, dropping, reconnecting, resuming, subscribing."""
+"""Steps about connections: connecting, dropping, reconnecting and resuming conversations."""
 
 from behave import given, when
 
@@ -8,14 +8,7 @@ register_all()
 
 
 @given("{name:Person} is connected")
-@when("{name:Person} connects")
 async def step_connected(context, name):
-    await context.world.connect(name)
-
-
-@given("{name:Person} is connected twice")
-async def step_connected_twice(context, name):
-    await context.world.connect(name)
     await context.world.connect(name)
 
 
@@ -24,14 +17,11 @@ async def step_drop(context, name):
     await context.world.person(name).client.drop()
 
 
-@when("{name:Person} reconnects and resumes her threads")
-@when("{name:Person} reconnects and resumes his threads")
-async def step_reconnect_resume(context, name):
+@when("{name:Person} reconnects and resumes {her:Possessive} conversations")
+async def step_reconnect_resume(context, name, her):
     world = context.world
-    person = world.person(name)
     threads = {r.thread_id for r in world.runs_of(name)}
     last = {t: max((f.data["seq"] for f in world.events_of(name, thread_id=t)), default=0) for t in threads}
     client = await world.connect(name)
     answer = await client.request({"type": "resume", "threads": last})
     assert answer.type == "resumed", f"resume refused: {answer.raw}"
-    person.threads["resumed"] = ",".join(sorted(last))

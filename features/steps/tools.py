@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from behave import given, register_type, then, when
+from behave import given, then, when
 
+from agentevents.testing.figures import record_figure
 from agentevents.testing.httpd import JsonService
+from agentevents.testing.limits import LARGE_FILE_FIGURES
 from agentevents.testing.matchers import timestamp
+from agentevents.testing.measures import human
 from agentevents.testing.parse_types import register_all
 from agentevents.testing.scripts import complete, register, steps
 from agentevents.testing.toolcalls import (
@@ -33,16 +36,12 @@ from agentevents.testing.toolcalls import (
     data,
     defined_end,
     fail,
-    parse_number,
-    parse_tool,
-    parse_tool_call,
     raw_of,
     run_events,
     the_call,
 )
 
 register_all()
-register_type(Tool=parse_tool, ToolCall=parse_tool_call, Number=parse_number)
 
 
 # -- what the scripted agents do --------------------------------------------------------------
@@ -147,9 +146,9 @@ def _five_tools_two_parallel() -> dict[str, Any]:
                  tool("finance", {"operation": "loan_payment", "principal": 10000, "rate": 0.04, "years": 5}))
 
 
-def _large_figures(n: int) -> dict[str, Any]:
+def _large_figures() -> dict[str, Any]:
     return steps(tool("process_file", {"file": "figures.json", "operation": "parse"}),
-                 files={"figures.json": "[" + ",".join([LARGE_FIGURE] * n) + "]"})
+                 files={"figures.json": "[" + ",".join([LARGE_FIGURE] * LARGE_FILE_FIGURES) + "]"})
 
 
 def _search_nothing() -> dict[str, Any]:
@@ -160,11 +159,14 @@ def _batch(batches: int) -> dict[str, Any]:
     return steps(tool("batch_job", {"batches": batches, "rows_per_batch": 100, "delay_s": 0.1}))
 
 
-def _four_formats() -> dict[str, Any]:
-    return steps(tool("search", {"query": "Mars"}), tool("process_file", {"file": "regions.csv"}),
-                 tool("process_file", {"file": "notes.txt"}), tool("calculator", {"expression": "6*7"}),
-                 files={"regions.csv": "region,amount\nnorth,10\nsouth,20\n",
-                        "notes.txt": "Remember the milk.\nCall Bob about the invoice.\n"})
+FORMAT_SAMPLES = {  # T069: one tool call per result format
+    "searches the knowledge base": steps(tool("search", {"query": "Mars"})),
+    "reads an attached CSV file": steps(tool("process_file", {"file": "regions.csv"}),
+                                        files={"regions.csv": "region,amount\nnorth,10\nsouth,20\n"}),
+    "reads an attached text file": steps(tool("process_file", {"file": "notes.txt"}),
+                                         files={"notes.txt": "Remember the milk.\nCall Bob about the invoice.\n"}),
+    "calculates a number": steps(tool("calculator", {"expression": "6*7"})),
+}
 
 
 def _note_with_pii() -> dict[str, Any]:
@@ -233,10 +235,11 @@ register("calls the calculator {n:d} times as fast as it can", _rate_limited)
 register("waits {seconds:g} seconds in a tool", _wait)
 register("waits {ms:d} ms in a tool", _wait_ms)
 register("uses five tools, two of them in parallel", _five_tools_two_parallel)
-register("parses an attached file of {n:d} large figures", _large_figures)
+register("parses a very large attached file of figures", _large_figures)
 register("searches for something the corpus does not contain", _search_nothing)
 register("runs a batch job of {batches:d} batches", _batch)
-register("produces JSON, CSV, text and number results", _four_formats)
+for _phrase, _options in FORMAT_SAMPLES.items():
+    register(_phrase, lambda options=_options: options)
 register("reads an attached note containing an email and a card number", _note_with_pii)
 register('calculates "{expression}" twice', _calc_twice)
 register('calculates "{expression}" three times and searches once', _calc_thrice_and_search)
@@ -411,8 +414,8 @@ async def step_faster_than_sum(context, name):
     total = sum(data(f)["duration_ms"] for f in done)
     span_ms = (max(f.at for f in done) - min(c.at for c in calls)) * 1000
     run_ms = data(end).get("duration_ms")
-    print(f"measured: tools span {span_ms:.0f} ms as received, run duration {run_ms} ms, "
-          f"sum of tool durations {total} ms")
+    record_figure(context, f"{len(calls)} tools in parallel took {span_ms:.0f} ms as {name} saw them (the run "
+                           f"{run_ms} ms), against {total} ms one after another")
     if not span_ms < total:
         raise fail(f"the tools took {span_ms:.0f} ms end to end, not less than the sum {total} ms", events)
     if not isinstance(run_ms, int) or not run_ms < total:
@@ -427,8 +430,8 @@ async def step_announcement_latency(context, name, limit):
         raise fail("no tool announcement", events)
     delays = [f.wall - timestamp(f).timestamp() for f in calls]
     worst = max(delays)
-    print(f"measured: tool_executing delivery max {worst * 1000:.1f} ms, "
-          f"mean {sum(delays) / len(delays) * 1000:.1f} ms over {len(delays)} (limit {limit * 1000:.0f} ms)")
+    record_figure(context, f"slowest tool announcement reached {name} {human(worst)} after it was made (mean "
+                           f"{human(sum(delays) / len(delays))}, {len(delays)} announcements) — limit {human(limit)}")
     if worst > limit:
         raise fail(f"a tool announcement arrived {worst * 1000:.1f} ms after its timestamp", events)
 
@@ -578,8 +581,8 @@ async def step_ends_promptly(context, name, which, status, limit):
     call = the_call(events, which)
     done = completion(events, call)
     elapsed = done.at - call.at
-    print(f"measured: {which[1]} ended {data(done).get('status')} {elapsed * 1000:.0f} ms after its announcement "
-          f"(reported duration {data(done).get('duration_ms')} ms, limit {limit * 1000:.0f} ms)")
+    record_figure(context, f"{which[1]} call ended {data(done).get('status')} {human(elapsed)} after its "
+                           f"announcement (it reports {data(done).get('duration_ms')} ms) — limit {human(limit)}")
     if data(done).get("status") != status:
         raise fail(f"{which[1]} ended {data(done).get('status')!r}, expected {status}", events)
     if (data(done).get("error") or {}).get("code") is None:
@@ -631,7 +634,8 @@ async def step_rate_limited(context, name, n):
         retry = (data(f).get("error") or {}).get("retry_after_ms")
         if not isinstance(retry, int) or not 0 < retry <= 1000:
             raise fail(f"a rate_limited completion has retry_after_ms {retry!r}", events)
-    print(f"measured: {statuses.count('success')} calls succeeded, {len(limited)} rate limited out of {len(calls)}")
+    record_figure(context, f"{statuses.count('success')} of {len(calls)} calculator calls succeeded, "
+                           f"{len(limited)} were told to retry later")
 
 
 @then("{name:Person} receives a slow notice for the {tool_name:Tool} call between its announcement and its "
@@ -651,3 +655,5 @@ async def step_slow_notice(context, name, tool_name):
     if not (isinstance(d.get("elapsed_ms"), int) and isinstance(d.get("expected_ms"), int)
             and d["elapsed_ms"] >= d["expected_ms"] > 0 and d.get("message")):
         raise fail(f"the slow notice does not say how long the tool has taken: {d}", events)
+    record_figure(context, f"{name} was told the {tool_name} call is slow after {d['elapsed_ms']} ms "
+                           f"(usual: {d['expected_ms']} ms); it ended after {data(done).get('duration_ms')} ms")

@@ -12,11 +12,13 @@ from typing import Any
 
 import asyncpg
 import orjson
-from behave import register_type, then
+from behave import then
 from jsonschema import ValidationError
 
 from agentevents.protocol.schemas import validate_server_frame
 from agentevents.testing.client import Frame
+from agentevents.testing.figures import record_figure
+from agentevents.testing.limits import CHAT_MESSAGE_LIMIT_KB, LARGE_FILE_FIGURES, LARGE_RESULT_MIN_KB
 from agentevents.testing.matchers import timestamp
 from agentevents.testing.parse_types import register_all
 from agentevents.testing.toolcalls import (
@@ -31,15 +33,11 @@ from agentevents.testing.toolcalls import (
     completion,
     data,
     fail,
-    parse_number,
-    parse_tool,
-    parse_tool_call,
     run_events,
     the_call,
 )
 
 register_all()
-register_type(Tool=parse_tool, ToolCall=parse_tool_call, Number=parse_number)
 
 AUDIT_DEADLINE_S = 10
 
@@ -103,8 +101,8 @@ async def step_duration(context, name, tool_name, low, high):
     done = completion(events, call)
     duration = data(done).get("duration_ms")
     span_ms = (timestamp(done) - timestamp(call)).total_seconds() * 1000
-    print(f"measured: duration_ms {duration}, timestamps {span_ms:.0f} ms apart, "
-          f"received {(done.at - call.at) * 1000:.0f} ms apart")
+    record_figure(context, f"{tool_name} call reported {duration} ms; its events stamped {span_ms:.0f} ms apart and "
+                           f"received {(done.at - call.at) * 1000:.0f} ms apart — expected {low}-{high} ms")
     # The workers' event loop (libuv) keeps time in whole milliseconds, so a 300 ms sleep can end
     # a fraction of a millisecond early: 1 ms below the bound is the clock, not the tool.
     if not isinstance(duration, int) or not low - 1 <= duration <= high:
@@ -113,36 +111,43 @@ async def step_duration(context, name, tool_name, low, high):
         raise fail(f"duration_ms {duration} disagrees with the timestamps, {span_ms:.0f} ms apart", events)
 
 
-@then("{name:Person}'s {tool_name:Tool} result of {n:d} items, over {kb:d} KB, arrives summarized with "
-      "its total and shown item counts")
-async def step_summarized(context, name, tool_name, n, kb):
+def _file_result(events: list[Frame]) -> Frame:
+    return completion(events, the_call(events, (0, "process_file")))
+
+
+@then("{name:Person} receives the first figures of the file, and how many there are in all")
+async def step_summarized(context, name):
     _run, events, _end = await run_events(context, name)
-    done = completion(events, the_call(events, (0, tool_name)))
+    done = _file_result(events)
     d = data(done)
     result = d.get("result")
     if d.get("status") != "success" or d.get("result_truncated") is not True:
         raise fail(f"the result is not marked truncated: status {d.get('status')!r}, "
                    f"result_truncated {d.get('result_truncated')!r}", events)
-    if not isinstance(d.get("result_bytes"), int) or d["result_bytes"] < kb * 1024:
-        raise fail(f"result_bytes {d.get('result_bytes')!r}: the full result was over {kb} KB", events)
+    if not isinstance(d.get("result_bytes"), int) or d["result_bytes"] < LARGE_RESULT_MIN_KB * 1024:
+        raise fail(f"result_bytes {d.get('result_bytes')!r}: the full result was over {LARGE_RESULT_MIN_KB} KB",
+                   events)
     total, shown = d.get("total_items"), d.get("shown_items")
-    if not isinstance(result, list) or total != n or not isinstance(shown, int):
-        raise fail(f"item counts: total_items {total!r} (expected {n}), shown_items {shown!r}", events)
+    if not isinstance(result, list) or total != LARGE_FILE_FIGURES or not isinstance(shown, int):
+        raise fail(f"item counts: total_items {total!r} (expected {LARGE_FILE_FIGURES}), shown_items {shown!r}",
+                   events)
     if not 0 < shown < total or shown != len(result):
         raise fail(f"shown_items {shown} for {len(result)} items shown out of {total}", events)
     if any(item != float(LARGE_FIGURE) for item in result):
         raise fail("the items shown are not the head of the result", events)
-    print(f"measured: result of {d['result_bytes']} bytes shown as {shown}/{total} items in a "
-          f"{len(done.raw.encode())}-byte message")
+    record_figure(context, f"the file's result of {d['result_bytes']:,} bytes ({total:,} figures) arrived as its "
+                           f"first {shown:,} figures and the count of all")
 
 
-@then("the message carrying {name:Person}'s {tool_name:Tool} result is under {kb:d} KB")
-async def step_frame_size(context, name, tool_name, kb):
+@then("the file's result reaches {name:Person} in a message small enough for a chat screen")
+async def step_frame_size(context, name):
     _run, events, _end = await run_events(context, name)
-    done = completion(events, the_call(events, (0, tool_name)))
+    done = _file_result(events)
     size = len(done.raw.encode())
-    if size >= kb * 1024:
-        raise fail(f"the tool_completed message is {size} bytes, over {kb} KB", events)
+    record_figure(context, f"the file's result reached {name} in a {size / 1024:.1f} KB message "
+                           f"— limit {CHAT_MESSAGE_LIMIT_KB} KB")
+    if size >= CHAT_MESSAGE_LIMIT_KB * 1024:
+        raise fail(f"the tool_completed message is {size} bytes, over {CHAT_MESSAGE_LIMIT_KB} KB", events)
 
 
 @then("{name:Person}'s {which:ToolCall} call succeeds with an empty result and no error")
@@ -175,13 +180,17 @@ async def step_batch_progress(context, name, n, tool_name):
                    events)
 
 
-@then("{name:Person}'s tool results carry the formats {formats} in that order")
-async def step_formats(context, name, formats):
+@then("{name:Person}'s tool result says it is in the {expected} format")
+async def step_format(context, name, expected):
     _run, events, _end = await run_events(context, name)
-    expected = [f.strip() for f in formats.replace(" and ", ", ").split(",")]
-    got = [data(completion(events, c)).get("metadata", {}).get("format") for c in calls_of(events)]
-    if got != expected:
-        raise fail(f"result formats {got}, expected {expected}", events)
+    calls = calls_of(events)
+    if len(calls) != 1:
+        raise fail(f"{len(calls)} tool calls, expected the one producing the {expected} result", events)
+    d = data(completion(events, calls[0]))
+    got = d.get("metadata", {}).get("format")
+    if d.get("status") != "success" or got != expected:
+        raise fail(f"the {d.get('tool_name')} result ended {d.get('status')!r} in format {got!r}, "
+                   f"expected {expected!r}", events)
 
 
 @then("{name:Person}'s search results carry a confidence between 0 and 1")
@@ -194,7 +203,7 @@ async def step_confidence(context, name):
     if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 < confidence <= 1:
         raise fail(f"the search confidence is {confidence!r}, expected a number in (0, 1] for a search "
                    "with results", events)
-    print(f"measured: search confidence {confidence}")
+    record_figure(context, f"search confidence {confidence}")
 
 
 def _sources(events: list[Frame]) -> list[str]:
@@ -311,8 +320,9 @@ async def step_final_follow_up(context, name):
         raise fail(f"the completion recommends {data(end).get('follow_up')!r}", events)
 
 
-@then("{name:Person} sees the approval request, her answer accepted, and only then the payment tool's events")
-async def step_after_approval(context, name):
+@then("{name:Person} sees the approval request, {her:Possessive} answer accepted, and only then "
+      "the payment tool's events")
+async def step_after_approval(context, name, her):
     run, events, end = await run_events(context, name)
     note = context.world.notes.get("approval")
     if note is None:
@@ -381,8 +391,8 @@ async def step_not_rolled_back(context, name):
         raise fail(f"the payment did not fail, or was rolled back: undone {undone}", events)
 
 
-@then("every tool completion {name:Person} received is in the audit log with her user and connection")
-async def step_audit(context, name):
+@then("every tool completion {name:Person} received is in the audit log with {her:Possessive} user and connection")
+async def step_audit(context, name, her):
     run, events, _end = await run_events(context, name)
     person = context.world.person(name)
     done = [f for f in events if f.type == "tool_completed"]
@@ -413,4 +423,5 @@ async def step_audit(context, name):
             raise fail(f"audit row {dict(r)} does not match the delivered event #{f.index}", done)
     if len(mine) != len(wanted):
         raise fail(f"{len(mine)} audit rows for {len(wanted)} deliveries on this connection: {mine}", done)
-    print(f"measured: {len(mine)} tool completions audited for connection {connection_id}")
+    record_figure(context, f"{len(mine)} tool completions {name} received are audited for connection "
+                           f"{connection_id}")

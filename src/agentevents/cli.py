@@ -1,4 +1,5 @@
-"""``agentevents``: run a gateway or worker, the whole stack, tokens, the agent list."""
+"""agentevents: run a gateway or a worker, the whole native stack, test tokens, the agent list, and the
+behave specification."""
 
 from __future__ import annotations
 
@@ -67,6 +68,9 @@ def cmd_agents(_args: argparse.Namespace) -> None:
 def cmd_token(args: argparse.Namespace) -> None:
     from .auth import issue_token
     settings = _settings_with_secret()
+    if settings.jwt_algorithm.startswith("HS") and not settings.jwt_secret:
+        sys.exit("agentevents token: no signing secret: the native stack is not up (agentevents stack up) "
+                 "and AE_JWT_SECRET is not set")
     perms = [p for p in (args.permissions or "").split(",") if p]
     print(issue_token(args.user, key=settings.jwt_secret or settings.verification_key(),
                       algorithm=settings.jwt_algorithm, issuer=settings.jwt_issuer,
@@ -93,39 +97,53 @@ def cmd_migrate(_args: argparse.Namespace) -> None:
 
 def cmd_spec(args: argparse.Namespace) -> None:
     from .testing.runner import run_spec
-    sys.exit(run_spec(tags=args.tags, workers=args.workers, stack=args.stack, extra=args.behave_args))
+    userdata = {}
+    for item in args.define:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            sys.exit(f"agentevents spec: -D takes NAME=VALUE, not {item!r}")
+        userdata[key] = value
+    sys.exit(run_spec(tags=args.tags, workers=args.workers, stack=userdata.pop("stack", args.stack),
+                      extra=args.behave_args, allow_empty=args.allow_empty, userdata=userdata))
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentevents", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("gateway", help="run a WebSocket gateway")
-    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--port", type=int, default=0, help="port to listen on (default: AE_PORT)")
     p.set_defaults(func=cmd_gateway)
+    health_help = "port of the worker's /health and /metrics endpoint (default: AE_HEALTH_PORT; 0 = none)"
     p = sub.add_parser("worker", help="run an agent worker")
-    p.add_argument("--health-port", type=int, default=int(os.environ.get("AE_HEALTH_PORT", "0")))
+    p.add_argument("--health-port", type=int, default=int(os.environ.get("AE_HEALTH_PORT", "0")), help=health_help)
     p.set_defaults(func=cmd_worker)
     p = sub.add_parser("serve", help="gateway and worker in one process")
-    p.add_argument("--health-port", type=int, default=int(os.environ.get("AE_HEALTH_PORT", "0")))
+    p.add_argument("--health-port", type=int, default=int(os.environ.get("AE_HEALTH_PORT", "0")), help=health_help)
     p.set_defaults(func=cmd_serve)
     sub.add_parser("agents", help="list the agents").set_defaults(func=cmd_agents)
     p = sub.add_parser("token", help="print a JWT for the running stack")
-    p.add_argument("--user", required=True)
-    p.add_argument("--permissions", default="")
-    p.add_argument("--tier", default="free", choices=["free", "early", "mid", "enterprise"])
-    p.add_argument("--ttl", type=float, default=3600)
+    p.add_argument("--user", required=True, help="the user id (the token's sub claim)")
+    p.add_argument("--permissions", default="", help="comma-separated permissions, e.g. agents:scripted")
+    p.add_argument("--tier", default="free", choices=["free", "early", "mid", "enterprise"],
+                   help="the user's tier (default: free)")
+    p.add_argument("--ttl", type=float, default=3600, help="seconds until the token expires (default: 3600)")
     p.set_defaults(func=cmd_token)
     p = sub.add_parser("stack", help="the native stack: up, down, status, and fault control")
     p.add_argument("action", choices=["up", "down", "status", "kill", "stop", "start", "restart", "pause",
-                                      "resume", "logs"])
-    p.add_argument("component", nargs="?")
+                                      "resume", "logs"], help="what to do")
+    p.add_argument("component", nargs="?", help="for fault control: postgres, redis, gateway1, worker1, haproxy …")
     p.set_defaults(func=cmd_stack)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
-    p = sub.add_parser("spec", help="run the behave specification, sharded")
-    p.add_argument("--tags", action="append", default=[])
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--stack", default="native")
-    p.add_argument("behave_args", nargs=argparse.REMAINDER)
+    p = sub.add_parser("spec", help="run the behave specification, sharded, and write one report")
+    p.add_argument("--tags", action="append", default=[],
+                   help="behave tag expression selecting scenarios, e.g. @T042 or 'not @slow' (repeat: all must hold)")
+    p.add_argument("--workers", type=int, default=2, help="behave processes for the scenarios that share the stack")
+    p.add_argument("--stack", default="native", choices=["native", "docker", "external"],
+                   help="the backend under test (default: native, started if it is not up)")
+    p.add_argument("-D", "--define", action="append", default=[], metavar="NAME=VALUE",
+                   help="behave userdata for the target, e.g. -D ws_url=wss://host/ws -D jwt_secret=...")
+    p.add_argument("--allow-empty", action="store_true", help="accept a selection that matches no scenario")
+    p.add_argument("behave_args", nargs=argparse.REMAINDER, help="after --: further arguments for behave")
     p.set_defaults(func=cmd_spec)
     return parser
 

@@ -52,6 +52,7 @@ def read_secret() -> str | None:
 def _secret_file(name: str, nbytes: int = 32) -> str:
     path = stack_dir() / name
     if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(nbytes))
         path.chmod(0o600)
     return path.read_text().strip()

@@ -1,4 +1,11 @@
-"""Custom parse types so steps speak the domain: people, agents, event types, durations."""
+"""Custom parse types so steps speak the domain: people, pronouns, agents, devices, tools, event
+types, statuses and durations. Registered once, here; every step module calls ``register_all``.
+
+Pronouns: one step definition serves Alice and Bob alike. ``{she:Pronoun}`` matches she, he or
+they; ``{her:Possessive}`` her, his or their; ``{her:Objective}`` her, him or them;
+``{herself:Reflexive}`` herself, himself or themselves. A name used twice in one pattern must
+be the same word both times ("names her run, her conversation").
+"""
 
 from __future__ import annotations
 
@@ -8,9 +15,31 @@ from behave import register_type
 from agentevents.auth import TIERS
 from agentevents.protocol.envelope import COMPLETION_STATUSES, EVENT_TYPES, TOOL_STATUSES
 
+from .toolcalls import parse_number, parse_tool, parse_tool_call
+
 
 @parse.with_pattern(r"[A-Z][a-z]+")
 def parse_person(text: str) -> str:
+    return text
+
+
+@parse.with_pattern(r"she|he|they")
+def parse_pronoun(text: str) -> str:
+    return text
+
+
+@parse.with_pattern(r"her|his|their")
+def parse_possessive(text: str) -> str:
+    return text
+
+
+@parse.with_pattern(r"her|him|them")
+def parse_objective(text: str) -> str:
+    return text
+
+
+@parse.with_pattern(r"herself|himself|themselves")
+def parse_reflexive(text: str) -> str:
     return text
 
 
@@ -19,15 +48,32 @@ def parse_agent(text: str) -> str:
     return text
 
 
-@parse.with_pattern("|".join(sorted(EVENT_TYPES, key=len, reverse=True)))
-def parse_event_type(text: str) -> str:
+@parse.with_pattern(r"laptop|phone")
+def parse_device(text: str) -> str:
     return text
 
 
-@parse.with_pattern(r"(?:" + "|".join(sorted(EVENT_TYPES, key=len, reverse=True)) + r")(?:, (?:"
-                    + "|".join(sorted(EVENT_TYPES, key=len, reverse=True)) + r"))*")
-def parse_event_list(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",")]
+ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5}
+
+
+@parse.with_pattern("|".join(ORDINALS))
+def parse_ordinal(text: str) -> int:
+    """'second' -> 2."""
+    return ORDINALS[text]
+
+
+ANSWERS = {"approves": True, "declines": False}
+
+
+@parse.with_pattern("|".join(ANSWERS))
+def parse_answer(text: str) -> bool:
+    """A person's answer to an approval request: 'approves' -> True, 'declines' -> False."""
+    return ANSWERS[text]
+
+
+@parse.with_pattern("|".join(sorted(EVENT_TYPES, key=len, reverse=True)))
+def parse_event_type(text: str) -> str:
+    return text
 
 
 @parse.with_pattern(r"\d+(?:\.\d+)?\s*(?:ms|seconds?|s)")
@@ -55,6 +101,8 @@ def parse_tool_status(text: str) -> str:
 
 def register_all() -> None:
     """Register the types with behave (idempotent; every step module calls it first)."""
-    register_type(Person=parse_person, Agent=parse_agent, EventType=parse_event_type,
-                  EventList=parse_event_list, Duration=parse_duration, Tier=parse_tier, Status=parse_status,
-                  ToolStatus=parse_tool_status)
+    register_type(Person=parse_person, Pronoun=parse_pronoun, Possessive=parse_possessive,
+                  Objective=parse_objective, Reflexive=parse_reflexive, Agent=parse_agent, Device=parse_device,
+                  Ordinal=parse_ordinal, Answer=parse_answer, EventType=parse_event_type, Duration=parse_duration,
+                  Tier=parse_tier, Status=parse_status, ToolStatus=parse_tool_status, Tool=parse_tool,
+                  ToolCall=parse_tool_call, Number=parse_number)

@@ -1,35 +1,50 @@
 """``agentevents spec``: the plan's execution strategy for the behave specification.
 
-Scenarios that may share the stack run in N behave processes at once (scenarios dealt out one
-by one, the long @slow ones first, each to the least loaded shard); scenarios that must run
-alone — tagged @serial, @fault (they break a component) or @load (they would distort everyone's
-timings) — run afterwards, one process, alone.
-Each process writes its own JUnit directory; the runner gathers them into ``reports/junit`` with
-unique file names, so CI sees one set of test cases, each named once.
+Scenarios that may share the stack run in N behave processes at once (dealt out one by one, the
+long @slow ones first, each to the least loaded shard); scenarios that must run alone — tagged
+@serial, @fault (they break a component) or @load (they would distort everyone's timings) — run
+afterwards in one process, alone. Against another backend (``--stack external``/``docker``) one
+process runs everything, so scenarios it cannot run are reported as skipped with their reason.
+
+Every process writes its JUnit into ``reports/junit-parts/NAME`` (gathered into
+``reports/junit``), its console output into ``reports/NAME.log`` and one record per finished
+scenario into ``reports/parts/NAME.jsonl``. While the run goes the runner prints a line per
+finished scenario from those records; afterwards it writes ONE report of all processes
+(``reports/specification.html``, with the merged records in ``reports/specification.json``) and
+the verdict (``testing.verdict``): any failure, crash, missing JUnit or missing scenario fails it.
 """
 
 from __future__ import annotations
 
-import re
+import json
 import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from .records import FAILED, read_records
+from .verdict import EXIT_USAGE, ProcessOutcome, judge
 
 EXCLUSIVE_TAGS = ("@serial", "@fault", "@load")
 REPORTS = Path("reports")
-
+POLL_S = 0.5  # how often the console looks for finished scenarios
 
 # Rough cost of a scenario, for balancing: a @slow one is worth many ordinary ones.
 SLOW_WEIGHT = 30
+
+
+class SpecError(Exception):
+    """A mistake in how the run was asked for: one line, exit 2."""
 
 
 @dataclass(frozen=True)
 class Scenario:
     location: str  # "features/x.feature:12", what behave runs
     tags: frozenset[str]
+    name: str = ""
 
     @property
     def exclusive(self) -> bool:
@@ -48,19 +63,38 @@ class Shard:
 
 
 def scenarios_in(features_dir: Path) -> list[Scenario]:
-    from behave.parser import parse_file
+    """Every scenario of the feature files (each row of a Scenario Outline is one)."""
+    from behave.parser import ParserError, parse_file
+    if not features_dir.is_dir():
+        raise SpecError(f"no features directory at {features_dir}")
     found = []
     for path in sorted(features_dir.glob("*.feature")):
-        for scenario in parse_file(str(path)).walk_scenarios():
-            found.append(Scenario(f"{path}:{scenario.line}", frozenset(str(t) for t in scenario.effective_tags)))
+        try:
+            feature = parse_file(str(path))
+        except ParserError as exc:
+            raise SpecError(f"{path}: {str(exc).splitlines()[0]}") from None
+        for scenario in feature.walk_scenarios():
+            found.append(Scenario(f"{path}:{scenario.line}", frozenset(str(t) for t in scenario.effective_tags),
+                                  scenario.name))
     return found
 
 
-def selected(scenario: Scenario, tags: list[str]) -> bool:
-    """The user's --tags (each must hold) and behave.ini's default (no @wip)."""
+def tag_filter(tags: list[str]) -> list[Any]:
+    """The user's --tags, parsed before anything starts (each must hold); behave.ini's default
+    (no @wip) when none is given."""
     from behave.tag_expression import make_tag_expression
-    expressions = tags or ["not @wip"]
-    return all(make_tag_expression(t).check(scenario.tags) for t in expressions)
+    expressions = []
+    for text in tags or ["not @wip"]:
+        try:
+            expressions.append(make_tag_expression(text))
+        except Exception as exc:  # behave's TagExpressionError and parse errors of its grammar
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SpecError(f"bad tag expression {text!r}: {first}") from None
+    return expressions
+
+
+def selected(scenario: Scenario, expressions: list[Any]) -> bool:
+    return all(e.check(scenario.tags) for e in expressions)
 
 
 def deal(scenarios: list[Scenario], workers: int) -> list[Shard]:
@@ -73,20 +107,92 @@ def deal(scenarios: list[Scenario], workers: int) -> list[Shard]:
     return [s for s in shards if s.scenarios]
 
 
-def behave_command(name: str, locations: list[str], tags: list[str], stack: str, extra: list[str]) -> list[str]:
-    """One behave process. Scenarios left out by the shard's tag split are not reported (they are
-    reported by the process that runs them); scenarios skipped at run time would be."""
+def behave_command(name: str, locations: list[str], tags: list[str], userdata: dict[str, str],
+                   extra: list[str]) -> list[str]:
+    """One behave process. Scenarios left out by the shard's split are not reported (the process
+    that runs them reports them); scenarios skipped at run time are, with their reason."""
     junit = REPORTS / "junit-parts" / name
-    return [sys.executable, "-m", "behave", "-D", f"stack={stack}", "--junit", f"--junit-directory={junit}",
-            "--no-skipped",
-            "-f", "progress", "-o", "-", "-f", "html-pretty", "-o", str(REPORTS / f"specification-{name}.html"),
-            *[f"--tags={t}" for t in tags], *extra, *locations]
+    records = REPORTS / "parts" / f"{name}.jsonl"  # behave.ini's records formatter, redirected
+    defines = [a for key, value in {**userdata, "process": name, "records": records, "report_html": ""}.items()
+               for a in ("-D", f"{key}={value}")]
+    return [sys.executable, "-m", "behave", *defines, "--junit", f"--junit-directory={junit}", "--no-skipped",
+            "-f", "plain", "-o", "-", *[f"--tags={t}" for t in tags], *extra, *locations]
 
 
-def launch(name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
+@dataclass
+class Process:
+    name: str
+    locations: tuple[str, ...]
+    popen: subprocess.Popen[bytes]
+
+    @property
+    def records_path(self) -> Path:
+        return REPORTS / "parts" / f"{self.name}.jsonl"
+
+
+def launch(name: str, locations: list[str], tags: list[str], userdata: dict[str, str],
+           extra: list[str]) -> Process:
     """Start one behave process; its console output goes to reports/<name>.log."""
-    log = open(REPORTS / f"{name}.log", "wb")  # noqa: SIM115 (closed by the child's exit)
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    cmd = behave_command(name, locations, tags, userdata, extra)
+    log = open(REPORTS / f"{name}.log", "wb")  # noqa: SIM115 (the child holds it; closed when we exit)
+    return Process(name, tuple(locations), subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
+
+
+def progress_line(record: dict[str, Any]) -> str:
+    """``T042 passed 1.3 s  Tool parameters are visible …``, with the first line of a failure,
+    the reason of a skip and the measured figures beneath."""
+    title = record.get("name", "")
+    if len(title) > 90:
+        title = title[:89] + "…"
+    took = float(record.get("duration_s") or 0)
+    took_text = f"{took * 1000:.0f} ms" if took < 1 else f"{took:.1f} s"
+    line = f"{record.get('plan') or '----'} {record.get('status', '?'):7} {took_text:>7}  {title}"
+    extra = []
+    if record.get("status") in FAILED and record.get("error"):
+        first = next((ln.strip() for ln in str(record["error"]).splitlines() if ln.strip()), "")
+        extra.append(f"      ! {first[:300]}")
+    if record.get("skip_reason"):
+        extra.append(f"      skipped: {record['skip_reason']}")
+    extra += [f"      measured: {f}" for f in record.get("figures", [])]
+    return "\n".join([line, *extra])
+
+
+class Progress:
+    """Prints each process's new records as they appear."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+
+    def poll(self, processes: list[Process]) -> None:
+        for proc in processes:
+            records = read_records([proc.records_path])
+            for record in records[self.seen.get(proc.name, 0):]:
+                print(progress_line(record), flush=True)
+            self.seen[proc.name] = len(records)
+
+
+def wait_all(processes: list[Process], progress: Progress) -> None:
+    while any(p.popen.poll() is None for p in processes):
+        progress.poll(processes)
+        time.sleep(POLL_S)  # a console refresh interval, not a wait for an outcome
+    progress.poll(processes)
+
+
+def junit_counts(name: str) -> tuple[int, int]:
+    """(files, failed or errored test cases) of one process's JUnit directory."""
+    import xml.etree.ElementTree as ET
+    files = failures = 0
+    for xml in sorted((REPORTS / "junit-parts" / name).glob("*.xml")):
+        files += 1
+        try:
+            root = ET.parse(xml).getroot()
+        except ET.ParseError:
+            failures += 1
+            continue
+        for case in root.iter("testcase"):
+            if case.find("failure") is not None or case.find("error") is not None:
+                failures += 1
+    return files, failures
 
 
 def gather_junit() -> int:
@@ -103,63 +209,98 @@ def gather_junit() -> int:
     return count
 
 
-def junit_totals() -> tuple[int, int]:
-    """Scenarios passed and not passed, over the gathered JUnit files."""
-    import xml.etree.ElementTree as ET
-    passed = failed = 0
-    for xml in (REPORTS / "junit").glob("*.xml"):
-        for case in ET.parse(xml).getroot().iter("testcase"):
-            if case.get("status") == "passed":
-                passed += 1
-            else:
-                failed += 1
-    return passed, failed
+def _clean_reports() -> None:
+    REPORTS.mkdir(exist_ok=True)
+    for folder in ("junit-parts", "parts"):
+        shutil.rmtree(REPORTS / folder, ignore_errors=True)
+    (REPORTS / "parts").mkdir()
+    for stale in [*REPORTS.glob("*.log"), *REPORTS.glob("specification*.html"),
+                  REPORTS / "specification.json", REPORTS / "specification.jsonl", REPORTS / "specification.png"]:
+        stale.unlink(missing_ok=True)
 
 
 def run_spec(tags: list[str] | None = None, workers: int = 2, stack: str = "native",
-             extra: list[str] | None = None, features_dir: str = "features") -> int:
+             extra: list[str] | None = None, features_dir: str = "features", allow_empty: bool = False,
+             userdata: dict[str, str] | None = None) -> int:
     tags = tags or []
     extra = [a for a in (extra or []) if a != "--"]
-    REPORTS.mkdir(exist_ok=True)
-    shutil.rmtree(REPORTS / "junit-parts", ignore_errors=True)
-    for stale in [*REPORTS.glob("*.log"), *REPORTS.glob("specification-*.html")]:
-        stale.unlink()
-    target = None
-    if stack == "native":
-        from .world import StackTarget
-        target = StackTarget.from_userdata({"stack": "native"})
-        target.start()
-    started = time.monotonic()
-    failed = False
+    userdata = {"stack": stack, **(userdata or {})}
     try:
-        if stack != "native":
-            # Another backend: one process, nothing split, so @fault scenarios are reported as
-            # skipped with their reason rather than left out.
-            cmd = [sys.executable, "-m", "behave", "-D", f"stack={stack}", *[f"--tags={t}" for t in tags], *extra]
-            return subprocess.call(cmd)
-        everything = [s for s in scenarios_in(Path(features_dir)) if selected(s, tags)]
-        shards = deal([s for s in everything if not s.exclusive], workers)
-        procs = []
-        for shard in shards:
-            cmd = behave_command(f"shard-{shard.index}", [s.location for s in shard.scenarios], tags, stack, extra)
-            procs.append(launch(f"shard-{shard.index}", cmd))
-        failed = any(p.wait() != 0 for p in procs)
+        expressions = tag_filter(tags)
+        everything = [s for s in scenarios_in(Path(features_dir)) if selected(s, expressions)]
+    except SpecError as exc:
+        print(f"agentevents spec: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not everything and not allow_empty:
+        print(f"agentevents spec: no scenario matches {' and '.join(tags) or 'the default selection'} "
+              "(--allow-empty to accept an empty run)", file=sys.stderr)
+        return EXIT_USAGE
+    from .world import StackTarget, TargetError
+    try:
+        target = StackTarget.from_userdata(userdata)
+        target.start()
+    except TargetError as exc:
+        print(f"agentevents spec: {exc}", file=sys.stderr)
+        return EXIT_USAGE if exc.usage else 1
+    _clean_reports()
+    started, wall = time.monotonic(), time.time()
+    processes: list[Process] = []
+    progress = Progress()
+    from .records import plan_id
+    plans = {plan_id(sorted(s.tags)) or s.location for s in everything}
+    print(f"spec: {len(plans)} plan tests selected ({len(everything)} scenarios, outline rows counted)", flush=True)
+    try:
+        if stack == "native":
+            shards = deal([s for s in everything if not s.exclusive], workers)
+            alone = [s.location for s in everything if s.exclusive]
+        else:  # one process: what this backend cannot run is reported as skipped, with the reason
+            shards, alone = deal(everything, 1), []
+        phase = [launch(f"shard-{s.index}", [x.location for x in s.scenarios], tags, userdata, extra)
+                 for s in shards]
+        processes += phase
+        wait_all(phase, progress)
         shared_s = time.monotonic() - started
-        alone = [s.location for s in everything if s.exclusive]
         if alone:
-            failed = launch("exclusive", behave_command("exclusive", alone, tags, stack, extra)).wait() != 0 or failed
-        files = gather_junit()
-        print(f"spec: {len(shards)} shards in {shared_s:.1f}s, then exclusive scenarios; total "
-              f"{time.monotonic() - started:.1f}s; {files} JUnit files in {REPORTS / 'junit'}; logs in {REPORTS}/*.log")
-        for log in sorted(REPORTS.glob("*.log")):
-            lines = log.read_text(errors="replace").splitlines()
-            summary = [line for line in lines if " passed, " in line or line.startswith("Failing scenarios")]
-            print(f"  {log.stem}: {'; '.join(summary)}")
-            if any(re.search(r"\b[1-9]\d* (failed|error)", line) for line in summary):
-                print("\n".join(f"    {line}" for line in lines[-60:]))
-        passed, failed = junit_totals()
-        print(f"spec: {passed} passed, {failed} failed")
+            print(f"spec: {len(shards)} shard(s) done in {shared_s:.1f} s; {len(alone)} scenarios that run alone",
+                  flush=True)
+            exclusive = launch("exclusive", alone, tags, userdata, extra)
+            processes.append(exclusive)
+            wait_all([exclusive], progress)
+    except KeyboardInterrupt:
+        for proc in processes:
+            proc.popen.terminate()
+        raise
     finally:
-        if target is not None:
-            target.stop()
-    return 1 if failed else 0
+        target.stop()
+    return finish(processes, len(everything), allow_empty,
+                  meta={"target": userdata.get("stack", "native"), "ws_url": target.ws_url,
+                        "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(wall)),
+                        "duration": f"{time.monotonic() - started:.1f} s",
+                        "selection": " and ".join(tags) or "all (not @wip)"})
+
+
+def finish(processes: list[Process], expected: int, allow_empty: bool, meta: dict[str, str]) -> int:
+    """Gather the JUnit, judge the run, write the one report, print the verdict."""
+    outcomes = []
+    for proc in processes:
+        files, failures = junit_counts(proc.name)
+        outcomes.append(ProcessOutcome(proc.name, proc.popen.poll(), files, proc.locations, failures))
+    gather_junit()
+    records = read_records([p.records_path for p in processes])
+    verdict = judge(outcomes, records, expected=expected, allow_empty=allow_empty)
+    (REPORTS / "specification.json").write_text(json.dumps(records, ensure_ascii=False, indent=1))
+    from .report import render_report
+    report = render_report(records, REPORTS / "specification.html", problems=verdict.problems, meta=meta)
+    for problem in verdict.problems:
+        print(f"spec: PROBLEM: {problem}")
+    for outcome in outcomes:  # a process that ended badly: the end of its console says why
+        if outcome.junit_files == 0 or outcome.returncode is None or outcome.returncode < 0:
+            tail = (REPORTS / f"{outcome.name}.log").read_text(errors="replace").splitlines()[-12:]
+            print(f"spec: last lines of {REPORTS / outcome.name}.log:\n" + "\n".join(f"    {ln}" for ln in tail))
+    failed = [r for r in records if r.get("status") in FAILED]
+    if failed:
+        print("spec: failed: " + ", ".join(f"{r.get('plan') or r.get('location')}" for r in failed))
+    print(f"spec: total {meta.get('duration', '?')}; report {report}; JUnit in {REPORTS / 'junit'}; "
+          f"logs in {REPORTS}/*.log")
+    print(verdict.line)
+    return verdict.exit_code

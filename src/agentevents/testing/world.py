@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +19,14 @@ from urllib.parse import urlsplit
 from .client import Frame, RecordingClient
 from .netem import TcpProxy
 from .tokens import TokenFactory
+
+
+class TargetError(Exception):
+    """The backend under test is misconfigured or out of reach: one line for the user."""
+
+    def __init__(self, message: str, *, usage: bool = True) -> None:
+        super().__init__(message)
+        self.usage = usage  # a mistake in what was asked for (exit 2), not a broken backend
 
 
 @dataclass
@@ -39,7 +49,8 @@ class StackTarget:
 
     @classmethod
     def from_userdata(cls, userdata: dict[str, str]) -> StackTarget:
-        mode = userdata.get("stack", os.environ.get("AE_STACK", "native"))
+        """The target named by behave's ``-D`` values (or AE_STACK); a TargetError names what is missing."""
+        mode = userdata.get("stack") or os.environ.get("AE_STACK", "native")
         if mode == "native":
             from ..stack import native
             env = native.stack_env()
@@ -47,30 +58,51 @@ class StackTarget:
         if mode == "docker":
             secret = userdata.get("jwt_secret") or os.environ.get("AE_JWT_SECRET")
             if not secret:
-                raise SystemExit("-D stack=docker needs AE_JWT_SECRET (the compose file requires it too)")
+                raise TargetError("-D stack=docker needs AE_JWT_SECRET or -D jwt_secret=... "
+                                  "(the compose file requires it too)")
             return cls(mode, userdata.get("ws_url", "ws://127.0.0.1:8000/ws"), secret,
                        userdata.get("redis_url", "redis://127.0.0.1:6381/0"), userdata.get("database_url"))
         if mode == "external":
-            try:
-                return cls(mode, userdata["ws_url"], userdata["jwt_secret"], userdata.get("redis_url"),
-                           userdata.get("database_url"))
-            except KeyError as exc:
-                raise SystemExit(f"-D stack=external needs -D {exc.args[0]}=...") from None
-        raise SystemExit(f"unknown stack mode {mode!r}: native, docker or external")
+            missing = [key for key in ("ws_url", "jwt_secret") if not userdata.get(key)]
+            if missing:
+                raise TargetError("-D stack=external needs " + " and ".join(f"-D {k}=..." for k in missing))
+            if urlsplit(userdata["ws_url"]).scheme not in ("ws", "wss"):
+                raise TargetError(f"-D ws_url={userdata['ws_url']!r} is not a ws:// or wss:// URL")
+            return cls(mode, userdata["ws_url"], userdata["jwt_secret"], userdata.get("redis_url"),
+                       userdata.get("database_url"))
+        raise TargetError(f"unknown -D stack={mode!r}: use native, docker or external")
 
     def start(self) -> None:
+        """Make sure the backend is there: start a native stack that is not up (and stop it again
+        at the end), or check once that an external one answers."""
         if self.mode == "docker":
             from . import docker_stack
             self.started_here = docker_stack.up()
             return
         if self.mode != "native":
+            self.check_reachable()
             return
         from ..stack import native
-        if not native.supervisor_running(native.Paths(native.stack_dir())):
-            native.up()
-            self.started_here = True
-        elif not all(native.health().values()):
-            self.heal()  # running but hurt (a previous run's fault): mend it, it stays someone else's
+        try:
+            if not native.supervisor_running(native.Paths(native.stack_dir())):
+                native.up()
+                self.started_here = True
+            elif not all(native.health().values()):
+                self.heal()  # running but hurt (a previous run's fault): mend it, it stays someone else's
+        except SystemExit as exc:  # the stack's own one-line reasons (busy ports, unhealthy component)
+            raise TargetError(f"the native stack did not start: {exc}", usage=False) from None
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise TargetError(f"the native stack did not start: {exc}; see {native.stack_dir() / 'logs'}",
+                              usage=False) from None
+
+    def check_reachable(self, timeout_s: float = 5.0) -> None:
+        """One TCP connection to the WebSocket endpoint, before any scenario runs."""
+        parts = urlsplit(self.ws_url)
+        port = parts.port or (443 if parts.scheme == "wss" else 80)
+        try:
+            socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=timeout_s).close()
+        except OSError as exc:
+            raise TargetError(f"cannot reach {self.ws_url}: {exc.strerror or exc}", usage=False) from None
 
     def stop(self) -> None:
         if self.started_here and self.mode == "docker":
@@ -164,10 +196,14 @@ class World:
         self.people: dict[str, Person] = {}
         self.runs: list[Run] = []
         self.notes: dict[str, Any] = {}
+        self.figures: list[str] = []  # what the scenario measured (testing.figures.record_figure)
+        # Held by every person of the scenario unless given explicitly (@conformance_agent: agents:script).
+        self.default_permissions: list[str] = []
         self.closers: list[Any] = []  # async callables run at the end (proxies, servers)
 
     def person(self, name: str, **kwargs: Any) -> Person:
         if name not in self.people:
+            kwargs.setdefault("permissions", list(self.default_permissions))
             self.people[name] = Person(name, TokenFactory.fresh_user(name), **kwargs)
         return self.people[name]
 
@@ -199,6 +235,16 @@ class World:
         run = Run(name, agent, answer.data["run_id"], answer.data["thread_id"], sent, client, answer)
         self.runs.append(run)
         return run
+
+    async def try_start(self, name: str, agent: str, message: str, *,
+                        options: dict[str, Any] | None = None) -> Frame:
+        """Ask to start a run that may be refused: the answer; an accepted run is kept as a Run."""
+        client = self.person(name).client
+        sent = time.monotonic()
+        answer = await client.start_agent(agent, message, options=options)
+        if answer.type == "run_accepted":
+            self.runs.append(Run(name, agent, answer.data["run_id"], answer.data["thread_id"], sent, client, answer))
+        return answer
 
     def last_run(self, name: str | None = None) -> Run:
         runs = [r for r in self.runs if name is None or r.person == name]
