@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,9 +20,11 @@ NO_STACK = ["-D", "stack=external", "-D", "ws_url=ws://127.0.0.1:9/ws", "-D", "j
 
 
 def usage_report() -> tuple[int, str]:
-    command = [sys.executable, "-m", "behave", "--dry-run", "--format", "steps.usage", "--outfile", "-",
-               "--no-summary", "--no-junit", "--no-color", *NO_STACK, "features"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    with tempfile.TemporaryDirectory() as scratch:  # behave.ini's records must not overwrite a run's reports
+        command = [sys.executable, "-m", "behave", "--dry-run", "--format", "steps.usage", "--outfile", "-",
+                   "--no-summary", "--no-junit", "--no-color", *NO_STACK, "-D", f"records={scratch}/dry.jsonl",
+                   "-D", "report_html=", "features"]
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     return done.returncode, done.stdout + done.stderr
 
 

@@ -60,7 +60,7 @@ class RecordFormatter(Formatter):
         super().__init__(stream_opener, config)
         self.stream = self.open()
         self.process = config.userdata.get("process", "behave")
-        self.report_html = config.userdata.get("report_html", "")
+        self.report_html = "" if config.dry_run else config.userdata.get("report_html", "")
         self.records: list[dict[str, Any]] = []
         self._feature: dict[str, Any] | None = None
         self._scenario: Any = None
