@@ -99,3 +99,4 @@ def test_one_record_per_scenario_with_result_value_reason_and_figures(tmp_path):
     rows = [r for r in records if r["plan"] == "T004"]
     assert len(rows) == 2 and {r["outline"] for r in rows} == {"The same behaviour for <n>"}
     assert len({r["location"] for r in rows}) == 2
+    assert sorted(r["example"]["n"] for r in rows) == ["one", "two"]

@@ -181,6 +181,17 @@ def test_outline_rows_are_listed_under_one_promise(tmp_path: pathlib.Path) -> No
     assert "row1 after 9 ms" in shown
 
 
+def test_outline_rows_are_told_apart_by_their_example_values(tmp_path: pathlib.Path) -> None:
+    rows = outline_rows("T007", ["passed", "failed"])
+    rows[0]["example"] = {"pass": "forged", "code": "401"}
+    rows[1]["example"] = {"pass": "<expired>", "code": "401"}
+    html = render(tmp_path, rows)
+    shown, _ = VisibleText.of(html)
+    assert "forged · 401" in shown
+    assert "&lt;expired&gt; · 401" in html
+    assert "-- @1.1" not in shown
+
+
 def test_markup_in_the_records_is_escaped(tmp_path: pathlib.Path) -> None:
     evil = '<script>alert("x")</script>'
     records = [record("T001", name=f"Title {evil}", figures=[f"figure {evil}"], feature={**FEATURE_A, "name": evil},

@@ -59,6 +59,12 @@ def test_progress_line_shows_result_time_title_first_error_line_and_figures():
     assert skipped.splitlines() == ["T114 skipped   27 ms  x", "      skipped: needs fault_control"]
 
 
+def test_an_outline_row_is_shown_by_its_outline_and_example_values():
+    line = progress_line({"plan": "T007", "status": "passed", "duration_s": 0.3, "name": "Refused -- @1.2 Passes",
+                          "outline": "Refused at the door", "example": {"pass": "expired", "code": "401"}})
+    assert line == "T007 passed   300 ms  Refused at the door — expired · 401"
+
+
 def test_read_records_leaves_out_a_half_written_line(tmp_path):
     path = tmp_path / "shard-0.jsonl"
     path.write_text('{"plan": "T001", "status": "passed"}\n{"plan": "T002", "sta')

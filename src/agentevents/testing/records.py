@@ -124,13 +124,15 @@ def scenario_record(scenario: Any, feature: dict[str, Any], steps: list[Any], fi
     error = next((s["error"] for s in step_rows if s["error"]), None)
     if error is None and status in FAILED:
         error = getattr(scenario, "error_message", None) or "failed outside its steps (a hook or a cleanup)"
-    outline = getattr(scenario, "_row", None) is not None
+    row = getattr(scenario, "_row", None)
+    outline = row is not None
     return {
         "process": process,
         "feature": feature,
         "name": scenario.name,
         "plan": plan_id(tags),
         "outline": _outline_name(scenario) if outline else None,
+        "example": dict(zip(row.headings, row.cells, strict=False)) if outline else None,  # the row's values
         "tags": sorted(set(tags)),
         "location": _location(scenario.location),
         "description": _lines(scenario.description),

@@ -13,7 +13,7 @@ A record looks like this (keys other than ``name`` and ``status`` may be missing
 
     {"process": "shard-0",
      "feature": {"name": "...", "file": "features/x.feature", "description": ["In order to ...", ...]},
-     "name": "...", "plan": "T002", "outline": None, "tags": ["T002", "timing"],
+     "name": "...", "plan": "T002", "outline": None, "example": None, "tags": ["T002", "timing"],
      "location": "features/x.feature:17", "description": ["business value", ...],
      "status": "passed" | "failed" | "error" | "skipped" | "untested",
      "skip_reason": None, "duration_s": 0.42, "figures": ["..."], "error": None,
@@ -201,13 +201,21 @@ def first_line(text: str | None) -> str:
 
 
 RECORD_DEFAULTS: dict[str, Any] = {
-    "process": None, "feature": None, "name": "", "plan": None, "outline": None, "tags": [], "location": None,
-    "description": [], "status": "untested", "skip_reason": None, "duration_s": None, "figures": [], "error": None,
-    "steps": [],
+    "process": None, "feature": None, "name": "", "plan": None, "outline": None, "example": None, "tags": [],
+    "location": None, "description": [], "status": "untested", "skip_reason": None, "duration_s": None,
+    "figures": [], "error": None, "steps": [],
 }
 STEP_DEFAULTS: dict[str, Any] = {
     "keyword": "", "name": "", "status": "untested", "duration_s": None, "location": None, "error": None,
 }
+
+
+def row_label(record: Mapping[str, Any]) -> str:
+    """What tells an outline's rows apart: the example's values, else the row's generated name."""
+    example = record.get("example")
+    if example:
+        return " · ".join(str(value) for value in example.values())
+    return str(record.get("name") or "")
 
 
 def _normalized(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -302,6 +310,7 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["duration"] = _duration
+    env.filters["row_label"] = row_label
     env.filters["first_line"] = first_line
     env.filters["status_word"] = lambda status: STATUS_WORDS.get(status, str(status))
     return env

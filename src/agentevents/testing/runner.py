@@ -142,6 +142,8 @@ def progress_line(record: dict[str, Any]) -> str:
     """``T042 passed 1.3 s  Tool parameters are visible …``, with the first line of a failure,
     the reason of a skip and the measured figures beneath."""
     title = record.get("name", "")
+    if record.get("outline") and record.get("example"):
+        title = f"{record['outline']} — {' · '.join(str(v) for v in record['example'].values())}"
     if len(title) > 90:
         title = title[:89] + "…"
     took = float(record.get("duration_s") or 0)
