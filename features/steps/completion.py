@@ -140,17 +140,22 @@ async def step_start_many(context, name, count, behaviour):
     world.notes.setdefault("batches", {}).setdefault(name, []).append(answers)
 
 
-@when("{name:Person} tries to start one more agent while those {count:d} are still going")
-async def step_one_more(context, name, count):
-    world = context.world
+def accepted_batch(world, name, count, problem):
+    """The person's last batch of starts, each of which must have been accepted."""
     client = world.person(name).client
     batch = world.notes["batches"][name][-1]
     refused = [a.raw for a in batch if a.type != "run_accepted"]
-    expect(len(batch) == count and not refused, f"not all {count} runs were accepted: {refused}", client.frames)
+    expect(len(batch) == count and not refused, f"{problem}: {refused}", client.frames)
+    return client, batch
+
+
+@when("{name:Person} tries to start one more agent while those {count:d} are still going")
+async def step_one_more(context, name, count):
+    client, batch = accepted_batch(context.world, name, count, f"not all {count} runs were accepted")
     answer = await client.start_agent("scripted", "one more", options=script_for("works quietly for 0.2 seconds"))
     if answer.type == "run_accepted":  # let the extra run end before failing, so it cannot spill over
         await client.wait_run_end(answer.data["run_id"], RUN_TIMEOUT_S)
-    world.notes["one_more"] = (answer, {a.data["run_id"] for a in batch})
+    context.world.notes["one_more"] = (answer, {a.data["run_id"] for a in batch})
 
 
 @when("all of {name:Person}'s runs have finished")
@@ -298,12 +303,7 @@ async def step_run_limit(context, name, count):
 
 @then("all {count:d} of {name:Person}'s new runs are accepted and complete")
 async def step_new_runs(context, count, name):
-    world = context.world
-    client = world.person(name).client
-    batch = world.notes["batches"][name][-1]
-    refused = [a.raw for a in batch if a.type != "run_accepted"]
-    expect(len(batch) == count and not refused, f"runs were refused after the earlier ones ended: {refused}",
-           client.frames)
+    client, batch = accepted_batch(context.world, name, count, "runs were refused after the earlier ones ended")
     for answer in batch:
         end = await client.wait_run_end(answer.data["run_id"], RUN_TIMEOUT_S)
         expect(end.data["data"]["status"] == "completed", f"run ended {end.data['data']['status']}", client.frames)

@@ -9,6 +9,8 @@ be the same word both times ("names her run, her conversation").
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import parse
 from behave import register_type
 
@@ -18,40 +20,21 @@ from agentevents.protocol.envelope import COMPLETION_STATUSES, EVENT_TYPES, TOOL
 from .toolcalls import parse_number, parse_tool, parse_tool_call
 
 
-@parse.with_pattern(r"[A-Z][a-z]+")
-def parse_person(text: str) -> str:
-    return text
+def words(pattern: str) -> Callable[[str], str]:
+    """A type that matches ``pattern`` and gives the matched words as they are."""
+    @parse.with_pattern(pattern)
+    def convert(text: str) -> str:
+        return text
+    return convert
 
 
-@parse.with_pattern(r"she|he|they")
-def parse_pronoun(text: str) -> str:
-    return text
-
-
-@parse.with_pattern(r"her|his|their")
-def parse_possessive(text: str) -> str:
-    return text
-
-
-@parse.with_pattern(r"her|him|them")
-def parse_objective(text: str) -> str:
-    return text
-
-
-@parse.with_pattern(r"herself|himself|themselves")
-def parse_reflexive(text: str) -> str:
-    return text
-
-
-@parse.with_pattern(r"[a-z_]+")
-def parse_agent(text: str) -> str:
-    return text
-
-
-@parse.with_pattern(r"laptop|phone")
-def parse_device(text: str) -> str:
-    return text
-
+parse_person = words(r"[A-Z][a-z]+")
+parse_pronoun = words(r"she|he|they")
+parse_possessive = words(r"her|his|their")
+parse_objective = words(r"her|him|them")
+parse_reflexive = words(r"herself|himself|themselves")
+parse_agent = words(r"[a-z_]+")
+parse_device = words(r"laptop|phone")
 
 ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5}
 
@@ -71,9 +54,7 @@ def parse_answer(text: str) -> bool:
     return ANSWERS[text]
 
 
-@parse.with_pattern("|".join(sorted(EVENT_TYPES, key=len, reverse=True)))
-def parse_event_type(text: str) -> str:
-    return text
+parse_event_type = words("|".join(sorted(EVENT_TYPES, key=len, reverse=True)))
 
 
 @parse.with_pattern(r"\d+(?:\.\d+)?\s*(?:ms|seconds?|s)")
@@ -84,19 +65,9 @@ def parse_duration(text: str) -> float:
     return value / 1000 if unit == "ms" else value
 
 
-@parse.with_pattern("|".join(TIERS))
-def parse_tier(text: str) -> str:
-    return text
-
-
-@parse.with_pattern("|".join(sorted(COMPLETION_STATUSES)))
-def parse_status(text: str) -> str:
-    return text
-
-
-@parse.with_pattern("|".join(sorted(TOOL_STATUSES, key=len, reverse=True)))
-def parse_tool_status(text: str) -> str:
-    return text
+parse_tier = words("|".join(TIERS))
+parse_status = words("|".join(sorted(COMPLETION_STATUSES)))
+parse_tool_status = words("|".join(sorted(TOOL_STATUSES, key=len, reverse=True)))
 
 
 def register_all() -> None:
