@@ -101,7 +101,8 @@ def cmd_spec(args: argparse.Namespace) -> None:
     for item in args.define:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            sys.exit(f"agentevents spec: -D takes NAME=VALUE, not {item!r}")
+            print(f"agentevents spec: -D takes NAME=VALUE, not {item!r}", file=sys.stderr)
+            sys.exit(2)
         userdata[key] = value
     sys.exit(run_spec(tags=args.tags, workers=args.workers, stack=userdata.pop("stack", args.stack),
                       extra=args.behave_args, allow_empty=args.allow_empty, userdata=userdata))
