@@ -1,10 +1,16 @@
-"""The specification's environment: ONE event loop for the whole run, the stack under test,
-and fresh users, threads and sockets per scenario.
+"""The specification's environment: ONE event loop for the whole run, the backend under test,
+and fresh users, conversations and sockets per scenario.
 
-  -D stack=native    (default) start the native stack if it is not up; stop it again at the end
-  -D stack=docker    the docker-compose.yml topology (AE_JWT_SECRET set), faults through the Docker SDK
-  -D stack=external  -D ws_url=ws://host:8000/ws -D jwt_secret=...  any backend speaking the
-                     protocol; @fault and @internals scenarios are reported as skipped, with the reason
+The backend is described by a target profile (``features/targets/*.toml``, see
+``agentevents.testing.profile``):
+
+  -D target=features/targets/native.toml   (default) start the native stack if it is not up; stop it after
+  -D target=features/targets/docker.toml   the docker-compose.yml topology (AE_JWT_SECRET set)
+  -D target=yours.toml                      any backend speaking docs/protocol.md (see example.toml)
+  -D stack=external -D ws_url=ws://host:8000/ws -D jwt_secret=...   the native profile, seen from outside
+
+A scenario tagged with a capability (``@fault_control``, ``@conformance_agent`` …) the target does
+not offer is skipped, and the reason says which capability and what for.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import asyncio
 import os
 import sys
 
+from agentevents.testing import capabilities
 from agentevents.testing.world import StackTarget, TargetError, World
 
 
@@ -33,6 +40,10 @@ def before_all(context):
 
 
 def before_scenario(context, scenario):
+    absent = capabilities.missing(scenario.effective_tags, context.target.capabilities)
+    if absent:
+        scenario.skip(capabilities.skip_reason(absent))
+        return
     if "fault" in scenario.effective_tags and not context.target.controllable:
         scenario.skip(f"@fault needs control of the stack; stack={context.target.mode} cannot kill components")
         return

@@ -104,6 +104,8 @@ def cmd_spec(args: argparse.Namespace) -> None:
             print(f"agentevents spec: -D takes NAME=VALUE, not {item!r}", file=sys.stderr)
             sys.exit(2)
         userdata[key] = value
+    if args.target:
+        userdata["target"] = args.target
     sys.exit(run_spec(tags=args.tags, workers=args.workers, stack=userdata.pop("stack", args.stack),
                       extra=args.behave_args, allow_empty=args.allow_empty, userdata=userdata))
 
@@ -139,8 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tags", action="append", default=[],
                    help="behave tag expression selecting scenarios, e.g. @T042 or 'not @slow' (repeat: all must hold)")
     p.add_argument("--workers", type=int, default=2, help="behave processes for the scenarios that share the stack")
-    p.add_argument("--stack", default="native", choices=["native", "docker", "external"],
-                   help="the backend under test (default: native, started if it is not up)")
+    p.add_argument("--target", metavar="PROFILE.toml",
+                   help="the target profile (default: features/targets/native.toml; see features/targets/example.toml)")
+    p.add_argument("--stack", choices=["native", "docker", "external"],
+                   help="override the profile's stack: native/docker are started if not up, external is only reached")
     p.add_argument("-D", "--define", action="append", default=[], metavar="NAME=VALUE",
                    help="behave userdata for the target, e.g. -D ws_url=wss://host/ws -D jwt_secret=...")
     p.add_argument("--allow-empty", action="store_true", help="accept a selection that matches no scenario")

@@ -62,6 +62,13 @@ def test_missing_junit_fails_the_run():
     assert verdict.problems == ["shard-0 wrote no JUnit report"]
 
 
+def test_a_process_whose_scenarios_were_all_skipped_needs_no_junit():
+    verdict = judge([proc(junit=0)], [record("T001", "skipped"), record("T002", "skipped")], expected=2)
+    assert (verdict.exit_code, verdict.problems, verdict.skipped) == (EXIT_OK, [], 2)
+    nothing = judge([proc(junit=0, locations=("f.feature:001",))], [], expected=1)
+    assert "shard-0 wrote no JUnit report" in nothing.problems
+
+
 def test_junit_failures_the_records_do_not_show_fail_the_run():
     verdict = judge([proc(junit_failures=1)], [record("T001", "passed")], expected=1)
     assert verdict.exit_code == EXIT_FAILED

@@ -4,7 +4,8 @@ Scenarios that may share the stack run in N behave processes at once (dealt out 
 long @slow ones first, each to the least loaded shard); scenarios that must run alone — tagged
 @serial, @fault (they break a component) or @load (they would distort everyone's timings) — run
 afterwards in one process, alone. Against another backend (``--stack external``/``docker``) one
-process runs everything, so scenarios it cannot run are reported as skipped with their reason.
+process runs everything. The target profile (``--target``) says which backend and what it offers;
+scenarios needing a capability it lacks are reported as skipped, with their reason.
 
 Every process writes its JUnit into ``reports/junit-parts/NAME`` (gathered into
 ``reports/junit``), its console output into ``reports/NAME.log`` and one record per finished
@@ -247,12 +248,12 @@ def _clean_reports() -> None:
         stale.unlink(missing_ok=True)
 
 
-def run_spec(tags: list[str] | None = None, workers: int = 2, stack: str = "native",
+def run_spec(tags: list[str] | None = None, workers: int = 2, stack: str | None = None,
              extra: list[str] | None = None, features_dir: str = "features", allow_empty: bool = False,
              userdata: dict[str, str] | None = None) -> int:
     tags = tags or []
     extra = [a for a in (extra or []) if a != "--"]
-    userdata = {"stack": stack, **(userdata or {})}
+    userdata = {**(userdata or {}), **({"stack": stack} if stack else {})}
     try:
         expressions = tag_filter(tags)
         everything = [s for s in scenarios_in(Path(features_dir)) if selected(s, expressions)]
@@ -278,7 +279,7 @@ def run_spec(tags: list[str] | None = None, workers: int = 2, stack: str = "nati
     plans = {plan_id(sorted(s.tags)) or s.location for s in everything}
     print(f"spec: {len(plans)} plan tests selected ({len(everything)} scenarios, outline rows counted)", flush=True)
     try:
-        if stack == "native":
+        if target.mode == "native":
             shards = deal([s for s in everything if not s.exclusive], workers)
             alone = [s.location for s in everything if s.exclusive]
         else:  # one process: what this backend cannot run is reported as skipped, with the reason
@@ -301,7 +302,8 @@ def run_spec(tags: list[str] | None = None, workers: int = 2, stack: str = "nati
     finally:
         target.stop()
     return finish(processes, len(everything), allow_empty,
-                  meta={"target": userdata.get("stack", "native"), "ws_url": target.ws_url,
+                  meta={"target": f"{target.profile.name} ({target.mode})", "ws_url": target.ws_url,
+                        "capabilities": ", ".join(sorted(target.capabilities)) or "none",
                         "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(wall)),
                         "duration": f"{time.monotonic() - started:.1f} s",
                         "selection": " and ".join(tags) or "all (not @wip)"})

@@ -13,12 +13,17 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from .client import Frame, RecordingClient
 from .netem import TcpProxy
+from .profile import CONTROL_CAPABILITIES, Limits, Profile, ProfileError, load_profile
 from .tokens import TokenFactory
+
+TARGETS = Path("features/targets")  # the profiles, relative to where the suite runs
+DEFAULT_PROFILE = {"native": "native", "docker": "docker", "external": "native"}
 
 
 class TargetError(Exception):
@@ -31,12 +36,18 @@ class TargetError(Exception):
 
 @dataclass
 class StackTarget:
+    """The backend under test: its profile (``testing.profile``) with the URLs and key filled in,
+    and, for the stacks the suite runs itself, how to start, stop, break and heal them."""
+
     mode: str
     ws_url: str
     jwt_secret: str
     redis_url: str | None = None
     database_url: str | None = None
     started_here: bool = False
+    profile: Profile = field(default_factory=lambda: Profile("external"))
+    wss_url: str = ""
+    tls_ca: str = ""
 
     @property
     def controllable(self) -> bool:
@@ -47,30 +58,56 @@ class StackTarget:
         """Can scenarios read this stack's PostgreSQL, Redis and process table?"""
         return self.mode == "native"
 
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """What the profile declares, less what this target cannot provide here: control
+        capabilities need a control implementation (native: all; docker: faults), ``tls`` a wss URL."""
+        provided = set(CONTROL_CAPABILITIES) if self.introspectable else {"fault_control"} if self.controllable \
+            else set()
+        absent = {c for c in CONTROL_CAPABILITIES if c not in provided}
+        if not (self.wss_url and self.tls_ca):
+            absent.add("tls")
+        return frozenset(self.profile.capabilities - absent)
+
+    @property
+    def limits(self) -> Limits:
+        return self.profile.limits
+
     @classmethod
     def from_userdata(cls, userdata: dict[str, str]) -> StackTarget:
-        """The target named by behave's ``-D`` values (or AE_STACK); a TargetError names what is missing."""
-        mode = userdata.get("stack") or os.environ.get("AE_STACK", "native")
+        """The target of behave's ``-D`` values: ``-D target=PROFILE.toml`` (default: the profile
+        of ``-D stack``, or of AE_STACK, or native), single values overridden by ``-D``. A
+        TargetError names what is missing."""
+        mode = userdata.get("stack") or os.environ.get("AE_STACK", "")
+        path = userdata.get("target") or TARGETS / f"{DEFAULT_PROFILE.get(mode or 'native', 'native')}.toml"
+        try:
+            profile = load_profile(path).with_overrides({**userdata, "stack": mode})
+        except ProfileError as exc:
+            raise TargetError(str(exc)) from None
+        mode = profile.stack
         if mode == "native":
             from ..stack import native
             env = native.stack_env()
-            return cls(mode, env["AE_WS_URL"], env["AE_JWT_SECRET"], env["AE_REDIS_URL"], env["AE_DATABASE_URL"])
+            return cls(mode, profile.ws_url or env["AE_WS_URL"], profile.tokens.secret or env["AE_JWT_SECRET"],
+                       env["AE_REDIS_URL"], env["AE_DATABASE_URL"], profile=profile,
+                       wss_url=profile.wss_url or env["AE_WSS_URL"], tls_ca=profile.tls_ca or env["AE_TLS_CA"])
+        if mode == "serve":
+            raise TargetError(f"{profile.path}: stack = serve is not supported by this suite yet")
+        where = f"-D stack={mode}" if not userdata.get("target") else profile.path
+        needs = [d for d, v in (("ws_url", profile.ws_url), ("jwt_secret", profile.tokens.secret)) if not v]
+        if profile.tokens.algorithm.startswith("HS") and needs:
+            hint = " (the compose file requires it too)" if mode == "docker" else ""
+            raise TargetError(f"{where} needs " + " and ".join(f"-D {k}=..." for k in needs) + hint)
+        if not profile.ws_url:
+            raise TargetError(f"{where} needs -D ws_url=...")
+        if urlsplit(profile.ws_url).scheme not in ("ws", "wss"):
+            raise TargetError(f"-D ws_url={profile.ws_url!r} is not a ws:// or wss:// URL")
         if mode == "docker":
-            secret = userdata.get("jwt_secret") or os.environ.get("AE_JWT_SECRET")
-            if not secret:
-                raise TargetError("-D stack=docker needs AE_JWT_SECRET or -D jwt_secret=... "
-                                  "(the compose file requires it too)")
-            return cls(mode, userdata.get("ws_url", "ws://127.0.0.1:8000/ws"), secret,
-                       userdata.get("redis_url", "redis://127.0.0.1:6381/0"), userdata.get("database_url"))
-        if mode == "external":
-            missing = [key for key in ("ws_url", "jwt_secret") if not userdata.get(key)]
-            if missing:
-                raise TargetError("-D stack=external needs " + " and ".join(f"-D {k}=..." for k in missing))
-            if urlsplit(userdata["ws_url"]).scheme not in ("ws", "wss"):
-                raise TargetError(f"-D ws_url={userdata['ws_url']!r} is not a ws:// or wss:// URL")
-            return cls(mode, userdata["ws_url"], userdata["jwt_secret"], userdata.get("redis_url"),
-                       userdata.get("database_url"))
-        raise TargetError(f"unknown -D stack={mode!r}: use native, docker or external")
+            return cls(mode, profile.ws_url, profile.tokens.secret,
+                       userdata.get("redis_url", "redis://127.0.0.1:6381/0"), userdata.get("database_url"),
+                       profile=profile, wss_url=profile.wss_url, tls_ca=profile.tls_ca)
+        return cls(mode, profile.ws_url, profile.tokens.secret, userdata.get("redis_url"),
+                   userdata.get("database_url"), profile=profile, wss_url=profile.wss_url, tls_ca=profile.tls_ca)
 
     def start(self) -> None:
         """Make sure the backend is there: start a native stack that is not up (and stop it again
@@ -154,7 +191,9 @@ class StackTarget:
             native.up()
 
     def tokens(self) -> TokenFactory:
-        return TokenFactory(self.jwt_secret)
+        spec = self.profile.tokens
+        key = self.jwt_secret if spec.algorithm.startswith("HS") else spec.signing_key()
+        return TokenFactory(key, spec.algorithm, spec.issuer, spec.audience, claims=spec)
 
 
 @dataclass
