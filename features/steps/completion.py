@@ -125,9 +125,15 @@ def step_prefers_brief(context, name):
     context.world.person(name).preferences.update({"summary_style": "brief"})
 
 
-@when("{name:Person} starts {count:d} agents at once that each {behaviour}")
-async def step_start_many(context, name, count, behaviour):
+def tier_allowance(world, name: str) -> int:
+    """How many runs at once the person's tier allows, as the target's profile declares."""
+    return world.target.limits.runs_per_tier[world.person(name).tier]
+
+
+@when("{name:Person} starts as many agents at once as {her:Possessive} tier allows, that each {behaviour}")
+async def step_start_many(context, name, her, behaviour):
     world = context.world
+    count = tier_allowance(world, name)
     client = world.person(name).client
     options = script_for(behaviour)
     sent = time.monotonic()
@@ -149,8 +155,9 @@ def accepted_batch(world, name, count, problem):
     return client, batch
 
 
-@when("{name:Person} tries to start one more agent while those {count:d} are still going")
-async def step_one_more(context, name, count):
+@when("{name:Person} tries to start one more agent while those are still going")
+async def step_one_more(context, name):
+    count = tier_allowance(context.world, name)
     client, batch = accepted_batch(context.world, name, count, f"not all {count} runs were accepted")
     answer = await client.start_agent("scripted", "one more", options=script_for("works quietly for 0.2 seconds"))
     if answer.type == "run_accepted":  # let the extra run end before failing, so it cannot spill over
@@ -287,8 +294,12 @@ async def step_duration(context, name, minimum, tolerance):
            f"{tolerance * 1000:.0f} ms", events)
 
 
-@then("the extra agent was refused because {name:Person} already had {count:d} runs going")
-async def step_run_limit(context, name, count):
+@then("the extra agent was refused because {name:Person} already had as many runs going as {her:Possessive} "
+      "tier allows")
+async def step_run_limit(context, name, her):
+    count = tier_allowance(context.world, name)
+    record_figure(context, f"{name}'s run number {count + 1} refused on the {context.world.person(name).tier} tier "
+                           f"— limit {count} at once")
     client = context.world.person(name).client
     one_more = context.world.notes.get("one_more")
     expect(one_more is not None, f"{name} did not try to start one more agent", client.frames)
@@ -301,8 +312,9 @@ async def step_run_limit(context, name, count):
     expect(not ended_before, "some runs had already ended before the check, so it proves nothing", client.frames)
 
 
-@then("all {count:d} of {name:Person}'s new runs are accepted and complete")
-async def step_new_runs(context, count, name):
+@then("all of {name:Person}'s new runs are accepted and complete")
+async def step_new_runs(context, name):
+    count = tier_allowance(context.world, name)
     client, batch = accepted_batch(context.world, name, count, "runs were refused after the earlier ones ended")
     for answer in batch:
         end = await client.wait_run_end(answer.data["run_id"], RUN_TIMEOUT_S)

@@ -11,6 +11,19 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
 
+def parse_tier_limits(text: str) -> dict[str, int]:
+    """``free=5,early=10`` -> {"free": 5, "early": 10}: concurrent runs per tier (AE_TIER_RUN_LIMITS);
+    tiers left out keep the default."""
+    from .auth import TIER_RUN_LIMITS, TIERS
+    limits = dict(TIER_RUN_LIMITS)
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        tier, sep, value = item.partition("=")
+        if not sep or tier.strip() not in TIERS or not value.strip().isdigit() or int(value) < 1:
+            raise ValueError(f"AE_TIER_RUN_LIMITS: {item!r} is not TIER=N with a tier of {', '.join(TIERS)}")
+        limits[tier.strip()] = int(value)
+    return limits
+
+
 DEV_SECRET_FILE = ".stack/jwt_secret"
 
 
@@ -32,6 +45,7 @@ class Settings:
     tls_key: str = field(default_factory=lambda: _env("AE_TLS_KEY", ""))
     heartbeat_interval_s: float = field(default_factory=lambda: float(_env("AE_HEARTBEAT_S", "20")))
     token_grace_s: float = field(default_factory=lambda: float(_env("AE_TOKEN_GRACE_S", "5")))
+    tier_run_limits: dict[str, int] = field(default_factory=lambda: parse_tier_limits(_env("AE_TIER_RUN_LIMITS", "")))
     outbound_queue: int = field(default_factory=lambda: int(_env("AE_OUTBOUND_QUEUE", "2000")))
     history_maxlen: int = field(default_factory=lambda: int(_env("AE_HISTORY_MAXLEN", "2000")))
     history_ttl_s: int = field(default_factory=lambda: int(_env("AE_HISTORY_TTL_S", "86400")))

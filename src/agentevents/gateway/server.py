@@ -26,7 +26,7 @@ from websockets.http11 import Request, Response
 
 from .. import store
 from ..agents.registry import AgentRegistry, UnknownAgent, default_registry
-from ..auth import TIER_RUN_LIMITS, AuthError, Claims, may_refresh, token_from_handshake, verify_token
+from ..auth import AuthError, Claims, may_refresh, token_from_handshake, verify_token
 from ..bus import Bus, connect
 from ..config import Settings
 from ..metrics import CLIENT_ERRORS, CONNECTIONS, HANDSHAKE_REFUSED, REPLAYS
@@ -249,7 +249,7 @@ class Gateway:
         if not created:
             await self._require_thread(conn, thread_id, rid)
         run_id = new_id()
-        limit = TIER_RUN_LIMITS[conn.claims.tier]
+        limit = self.settings.tier_run_limits[conn.claims.tier]
         if not await self.bus.reserve_run(conn.user_id, run_id, limit):
             raise ProtocolError(ErrorCode.TOO_MANY_RUNS, f"at most {limit} concurrent runs on the "
                                 f"{conn.claims.tier} tier", rid, {"limit": limit})

@@ -333,6 +333,21 @@ def _bootstrap_database(p: Paths, password: str) -> None:
                        capture_output=True)
 
 
+def ensure_database(name: str) -> str:
+    """A second database on the stack's PostgreSQL, owned by the stack's role (for `agentevents
+    serve` beside the stack); returns its URL. The stack must be up."""
+    if not name.replace("_", "").isalnum():
+        raise SystemExit(f"not a database name: {name!r}")
+    p = Paths(stack_dir())
+    psql = [*_as_postgres(), _which("psql"), "-h", str(p.pgrun), "-p", str(PG_PORT), "-U", "postgres", "-v",
+            "ON_ERROR_STOP=1", "-qtA"]
+    exists = subprocess.run([*psql, "-c", f"SELECT 1 FROM pg_database WHERE datname='{name}'"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    if not exists:
+        subprocess.run([*psql, "-c", f"CREATE DATABASE {name} OWNER agentevents"], check=True, capture_output=True)
+    return database_url().rsplit("/", 1)[0] + f"/{name}"
+
+
 def up() -> int:
     p = Paths(stack_dir())
     for d in (p.root, p.logs, p.root / "redis", p.pgrun):

@@ -8,6 +8,7 @@ scenario fresh users (unique ids), their connected clients, and closes every soc
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import socket
 import subprocess
@@ -92,7 +93,10 @@ class StackTarget:
                        env["AE_REDIS_URL"], env["AE_DATABASE_URL"], profile=profile,
                        wss_url=profile.wss_url or env["AE_WSS_URL"], tls_ca=profile.tls_ca or env["AE_TLS_CA"])
         if mode == "serve":
-            raise TargetError(f"{profile.path}: stack = serve is not supported by this suite yet")
+            from . import serve_stack
+            profile = dataclasses.replace(profile, tokens=serve_stack.token_spec(profile))
+            return cls(mode, profile.ws_url or serve_stack.ws_url(), profile.tokens.secret, profile=profile,
+                       wss_url=profile.wss_url, tls_ca=profile.tls_ca)
         where = f"-D stack={mode}" if not userdata.get("target") else profile.path
         needs = [d for d, v in (("ws_url", profile.ws_url), ("jwt_secret", profile.tokens.secret)) if not v]
         if profile.tokens.algorithm.startswith("HS") and needs:
@@ -115,6 +119,14 @@ class StackTarget:
         if self.mode == "docker":
             from . import docker_stack
             self.started_here = docker_stack.up()
+            return
+        if self.mode == "serve":
+            from . import serve_stack
+            try:
+                self._serve = serve_stack.up(self.profile)
+            except (SystemExit, OSError, subprocess.CalledProcessError) as exc:
+                raise TargetError(f"agentevents serve did not start: {exc}", usage=False) from None
+            self.started_here = True
             return
         if self.mode != "native":
             self.check_reachable()
@@ -142,6 +154,11 @@ class StackTarget:
             raise TargetError(f"cannot reach {self.ws_url}: {exc.strerror or exc}", usage=False) from None
 
     def stop(self) -> None:
+        if self.mode == "serve":
+            serve = getattr(self, "_serve", None)
+            if serve is not None:
+                serve.stop()
+            return
         if self.started_here and self.mode == "docker":
             from . import docker_stack
             docker_stack.down()
