@@ -3,7 +3,7 @@ Feature: agent_completed: the user learns how a run ended and what it produced
   As a user of an AI chat product
   I want every run to end with one clear completion: its outcome, its result and an honest account of the work
 
-  @T081 @golden
+  @T081 @golden @reference_agents
   Scenario: A successful run ends as completed with its final result
     The completion is the answer the user was waiting for. If it is missing, wrong or not the
     last word of the run, the chat either hangs or shows a wrong number as final. This is also
@@ -17,7 +17,7 @@ Feature: agent_completed: the user learns how a run ended and what it produced
     And Alice's run completes with result 84
     And Alice's run follows the lifecycle
 
-  @T082
+  @T082 @reference_agents
   Scenario: The completion's summary and counts match the work the user saw
     The summary is what a user reads first and what support staff quote back. Its counts must
     agree with what the user actually watched, or the product contradicts itself.
@@ -27,7 +27,7 @@ Feature: agent_completed: the user learns how a run ended and what it produced
     Then the summary of Alice's completion names the calculation she saw and its answer 84
     And Alice's completion counts exactly the tool calls and events that reached her
 
-  @T083
+  @T083 @reference_agents
   Scenario: A research run goes through its stages in order
     Users follow research as it happens: the agent plans, searches, reads the results and answers.
     Stages shown out of order would make the answer look made up before the search finished.
@@ -37,7 +37,7 @@ Feature: agent_completed: the user learns how a run ended and what it produced
     Then Alice sees the agent start, plan, search, read the results and answer, in that order
     And Alice's events are numbered without gaps or repeats
 
-  @T084
+  @T084 @reference_agents
   Scenario: A research answer comes with its sources and next steps
     An answer a user can check is an answer a user can trust; suggestions for what to ask next
     keep the conversation going.
@@ -59,19 +59,20 @@ Feature: agent_completed: the user learns how a run ended and what it produced
 
   @T086 @conformance_agent
   Scenario: Finished runs free their slots for new ones
-    A free user may run five agents at a time. Once those runs end, the user must be able to start
-    five more; a slot that is never given back locks the user out for good.
+    Each tier may run a set number of agents at a time (five on the free tier of our reference
+    stack). Once those runs end, the user must be able to start as many again; a slot that is
+    never given back locks the user out for good.
 
     Given Alice is on the free tier
     And Alice is connected
-    When Alice starts 5 agents at once that each work quietly for 1 second
-    And Alice tries to start one more agent while those 5 are still going
+    When Alice starts as many agents at once as her tier allows, that each work quietly for 1 second
+    And Alice tries to start one more agent while those are still going
     And all of Alice's runs have finished
-    And Alice starts 5 agents at once that each work quietly for 0.2 seconds
-    Then the extra agent was refused because Alice already had 5 runs going
-    And all 5 of Alice's new runs are accepted and complete
+    And Alice starts as many agents at once as her tier allows, that each work quietly for 0.2 seconds
+    Then the extra agent was refused because Alice already had as many runs going as her tier allows
+    And all of Alice's new runs are accepted and complete
 
-  @T087
+  @T087 @reference_agents
   Scenario: A research question without a source ends as partial, with an explanation
     Saying "I found nothing" honestly is better than an invented answer or an endless wait.
 
@@ -80,7 +81,7 @@ Feature: agent_completed: the user learns how a run ended and what it produced
     Then Alice's run completes with status partial
     And Alice's completion explains that no source was found
 
-  @T088
+  @T088 @reference_agents
   Scenario: A follow-up run in the same conversation counts as the second iteration
     A user's correction belongs to the same conversation as the first answer. Numbering the
     attempts lets the product show "second try" and measure how often users must correct us.
@@ -92,7 +93,7 @@ Feature: agent_completed: the user learns how a run ended and what it produced
     Then Alice's run completes with result 168
     And Alice's runs in the conversation complete as iterations 1 and 2
 
-  @T089
+  @T089 @reference_agents
   Scenario: A team run credits every agent that contributed
     Several specialists working together should each be credited for what they did; the credits in the
     completion must match the agents the user actually saw at work.
@@ -102,7 +103,7 @@ Feature: agent_completed: the user learns how a run ended and what it produced
     Then Alice's completion lists coordinator, researcher and mathematician as contributors
     And every contributor authored events Alice received, and no one else did
 
-  @T090
+  @T090 @reference_agents
   Scenario: A completion suggests what to do next
     A suggested next step turns a dead end into a next question and keeps users engaged.
 
@@ -110,7 +111,7 @@ Feature: agent_completed: the user learns how a run ended and what it produced
     When Alice asks the triage agent "What is 12*(3+4)?"
     Then Alice's completion suggests starting the math agent next
 
-  @T091
+  @T091 @reference_agents
   Scenario: The math completion says how sure it is and how it got there
     Users decide how far to rely on an answer by how it was obtained; an exact calculation
     deserves to be presented with full confidence.
@@ -131,7 +132,7 @@ Feature: agent_completed: the user learns how a run ended and what it produced
     Then Alice's summary is one sentence, personalised for her summary style
     And Bob's summary is the agent's full summary, not personalised
 
-  @T093
+  @T093 @reference_agents
   Scenario: A research completion records what was learned
     What the agent learned on one question can be shown to the user and reused on the next one.
 
@@ -148,7 +149,7 @@ Feature: agent_completed: the user learns how a run ended and what it produced
     When Alice starts an agent that thinks 3 times and uses the calculator 2 times
     Then the metrics in Alice's completion equal the events, tool calls and time she received
 
-  @T095
+  @T095 @reference_agents
   Scenario: A failed run says so, with the reason
     A run that cannot go on must say so at once with a reason the product can act on, instead of
     leaving the user waiting.
@@ -169,7 +170,7 @@ Feature: agent_completed: the user learns how a run ended and what it produced
     Then Alice's run completes with status timeout
     And Alice's completion carries the partial result produced before the limit, promptly
 
-  @T097 @fault
+  @T097 @fault @reference_agents @fault_control
   Scenario: The data analyst without its database ends degraded and says what is missing
     Even with the database down, the user still deserves the analysis that was possible, clearly
     marked as incomplete, with the missing source named.
@@ -190,7 +191,7 @@ Feature: agent_completed: the user learns how a run ended and what it produced
     Then Alice's run completes with status completed
     And Alice's completion records the tool errors she saw as recovered from
 
-  @T099 @conformance_agent
+  @T099 @conformance_agent @approvals
   Scenario Outline: A run that needs approval completes when approved and is cancelled when declined
     Some actions, such as moving money, must wait for the user's yes. The completion records the
     decision; a "no" must stop the action.

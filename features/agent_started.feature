@@ -3,7 +3,7 @@ Feature: The agent starts: the user sees at once that work on her request has be
   As a user of an AI chat product
   I want the agent's start announced quickly, to me and to nobody else, whatever happens around it
 
-  @T001 @timing
+  @T001 @timing @reference_agents
   Scenario: A user starting the triage agent sees it start within two seconds
     The start notice is the first sign of life after pressing "send". When it is late, people
     resend their request or leave.
@@ -13,28 +13,28 @@ Feature: The agent starts: the user sees at once that work on her request has be
     Then Alice receives agent_started within 2 seconds
     And Alice's run follows the lifecycle
 
-  @T002 @timing
+  @T002 @timing @conformance_agent
   Scenario: The start notice follows the request within half a second
     Half a second is where a product stops feeling instant. The figure is measured and kept with
     the results, so a slow drift shows long before users complain.
 
     Given Alice is connected
-    When Alice asks the math agent "What is 12*(3+4)?"
+    When Alice starts an agent that thinks once
     Then Alice receives agent_started within 500 ms
     And Alice's run follows the lifecycle
 
-  @T003
+  @T003 @conformance_agent
   Scenario: The start notice says which run, conversation, user and agent it is about
     Client applications file each notice under the right conversation and show which agent is
     at work; a notice that does not match the published format breaks them.
 
     Given Alice is connected
-    When Alice asks the triage agent "Where should I ask about my invoice?"
-    Then Alice's agent_started names her run, her conversation, herself and the triage agent
+    When Alice starts an agent that thinks once
+    Then Alice's agent_started names her run, her conversation, herself and the scripted agent
     And every event Alice received has the full envelope for her conversation
     And every agent_started Alice received matches the published schema
 
-  @T004 @isolation
+  @T004 @isolation @reference_agents
   Scenario: Each of a user's devices receives only the conversation it started
     People use a laptop and a phone at the same time. A conversation started on one device must
     not spill into the other, or the wrong answer appears in the wrong place.
@@ -45,7 +45,7 @@ Feature: The agent starts: the user sees at once that work on her request has be
     Then Alice's laptop receives only the events of its own conversation, complete
     And Alice's phone receives only the events of its own conversation, complete
 
-  @T005 @isolation @security
+  @T005 @isolation @security @reference_agents
   Scenario: Two users starting agents at the same moment each see only their own
     Requests that arrive together are where crossed wires happen. One user seeing another's run,
     or even its identifiers, is a privacy breach.
@@ -70,14 +70,14 @@ Feature: The agent starts: the user sees at once that work on her request has be
     Then Alice's new connection receives agent_started exactly once
     And Alice's new connection receives the whole run exactly once, in order
 
-  @T007 @security
+  @T007 @security @conformance_agent
   Scenario Outline: Forged, expired and missing credentials are turned away at the door
     Only the owner of a conversation may watch it. Anybody presenting a fake, stale or no pass
     is refused before seeing anything, and the owner's run is not disturbed.
 
     Given Alice is connected
     And Mallory is connected
-    When Alice asks the math agent "What is 12*(3+4)?"
+    When Alice starts an agent that thinks 3 times, 0.2 seconds apart
     And Mallory tries to connect as Alice <with what pass>
     Then Mallory is turned away with HTTP 401
     And Alice's run follows the lifecycle
@@ -89,7 +89,7 @@ Feature: The agent starts: the user sees at once that work on her request has be
       | with an expired token |
       | without a token       |
 
-  @T008 @isolation
+  @T008 @isolation @reference_agents
   Scenario: Three requests sent at once become three separate runs
     Impatient users click twice or ask several things at once. Each request deserves its own run
     in its own conversation, announced once.
@@ -111,7 +111,7 @@ Feature: The agent starts: the user sees at once that work on her request has be
     And the error tells Alice that the agent could not start
     And Alice's run completes with status failed
 
-  @T010 @fault @conformance_agent
+  @T010 @fault @conformance_agent @fault_control
   Scenario: A gateway restarted during a run costs the user nothing
     Servers are updated while people are mid-conversation. The user reconnects through the load
     balancer and continues where she was, without gaps or repeats.
@@ -122,7 +122,7 @@ Feature: The agent starts: the user sees at once that work on her request has be
     And Alice reconnects and resumes her conversations
     Then Alice receives every event of her run exactly once across her connections
 
-  @T011 @load @timing
+  @T011 @load @timing @reference_agents
   Scenario: Fifty users starting at the same moment all see their start promptly
     Traffic comes in waves: at nine o'clock many people ask at once. Every one of them must see the
     start as quickly as a lone user would; the spread is measured and kept.
@@ -132,7 +132,7 @@ Feature: The agent starts: the user sees at once that work on her request has be
     Then every one of them receives agent_started within 2 seconds
     And at least 95 % of them receive it within 500 ms
 
-  @T012
+  @T012 @reference_agents
   Scenario Outline: An incomplete or unknown agent request is explained and does no harm
     Integrators make mistakes. A clear answer naming what is wrong saves them hours, and one bad
     request must not break the connection for the good ones that follow.
@@ -149,7 +149,7 @@ Feature: The agent starts: the user sees at once that work on her request has be
       | asks to start an agent without saying which one           | her request is malformed because the agent type is missing |
       | asks for the "fortune_teller" agent, which does not exist | the agent is unknown, with the list of agents she can use  |
 
-  @T013 @fault @internals
+  @T013 @fault @reference_agents @fault_control @archive_query
   Scenario: A paused database does not delay the start, and the history catches up afterwards
     The database keeps the record, not the live conversation. While it is unavailable users must
     not notice, and once it is back the record must be complete.
@@ -162,7 +162,7 @@ Feature: The agent starts: the user sees at once that work on her request has be
     And Alice's run completes with result 84
     And the archive holds every event of Alice's run, exactly as she received it
 
-  @T014 @isolation
+  @T014 @isolation @reference_agents
   Scenario: Five users starting the same agent each get exactly one start notice of their own
     Popular agents are started by many people at once. Each person must get one start notice for
     their own conversation, never a neighbour's, never two.
@@ -172,12 +172,13 @@ Feature: The agent starts: the user sees at once that work on her request has be
     Then each of them receives exactly one agent_started, for their own conversation
     And each of them receives nothing of the others' runs
 
-  @T015 @security
+  @T015 @security @conformance_agent
   Scenario: Only users allowed to script agents can start the scripted agent
     Scripted agents are a developer tool. Ordinary users are told which permission they lack and
     nothing starts; developers holding it are served normally.
 
     Given Bob holds the "agents:script" permission
+    And Alice holds no permission
     And Alice is connected
     And Bob is connected
     When Alice and Bob each try to start an agent that thinks once
@@ -185,7 +186,7 @@ Feature: The agent starts: the user sees at once that work on her request has be
     And Alice receives no agent_started
     But Bob receives agent_started within 2 seconds
 
-  @T016 @isolation
+  @T016 @isolation @reference_agents
   Scenario: A device follows a conversation only for as long as it asks to
     Opening a conversation on a second device should show its next answers there; closing it
     should stop them, while the device that started it keeps receiving everything.
@@ -200,7 +201,7 @@ Feature: The agent starts: the user sees at once that work on her request has be
     And Alice's phone received nothing of the run asked after it stopped following
     But Alice's laptop received every run of the conversation whole
 
-  @T017 @isolation
+  @T017 @isolation @reference_agents
   Scenario: Two agents working for one user at once keep their conversations apart
     Power users run several agents side by side in one window. Each notice must land in its own
     conversation, announce the right agent and keep that conversation's numbering intact.
@@ -225,7 +226,7 @@ Feature: The agent starts: the user sees at once that work on her request has be
     Then Bob's connection is closed because his token expired
     And Alice receives every event of her run on the same connection, after her first token expired
 
-  @T019 @internals @load @serial
+  @T019 @load @serial @conformance_agent @process_stats
   Scenario: Connections that come and go leave no trace on the gateways
     Every visit opens a connection and every departure must give back what it used. Leftovers pile
     up over a day of traffic until a gateway refuses newcomers.
@@ -235,7 +236,7 @@ Feature: The agent starts: the user sees at once that work on her request has be
     Then the gateways count none of the visitors as connected any more
     And the gateways hold nothing the visitors used
 
-  @T020 @isolation
+  @T020 @isolation @reference_agents @source_addresses
   Scenario: Users connecting from different networks and regions all get complete runs
     Customers reach us from many networks and regions. Where someone connects from must not change
     what they receive: the whole run, in order.

@@ -13,13 +13,13 @@ Feature: The agent thinks aloud: the user follows its reasoning as it happens
     Then Alice sees 5 thoughts, one for each step, between the start and the end of her run
     And each of Alice's thoughts has something to say
 
-  @T022
+  @T022 @conformance_agent
   Scenario: Every thought has its text, its step number and its details in the published format
     Client applications render thoughts from a documented format. A missing field or a wrong type
     shows up as a blank or broken bubble in the chat.
 
     Given Alice is connected
-    When Alice asks the math agent "What is 12*(3+4)?"
+    When Alice starts an agent that reasons in 5 steps
     Then each of Alice's thoughts has its text, a step number from 1 and a details object
     And every agent_thinking Alice received matches the published schema
 
@@ -43,7 +43,7 @@ Feature: The agent thinks aloud: the user follows its reasoning as it happens
     When Alice starts an agent that reasons in 5 steps
     Then Alice's thoughts arrive numbered 1 to 5, in the order they were reasoned
 
-  @T025
+  @T025 @reference_agents
   Scenario: A follow-up question continues the conversation and the agent remembers it
     A follow-up belongs to the same conversation: its events continue the conversation's numbering,
     while the agent shows that it takes the earlier exchange into account.
@@ -99,7 +99,7 @@ Feature: The agent thinks aloud: the user follows its reasoning as it happens
     Then Alice's connection stays open for the whole run
     And every one of Alice's 14 thoughts arrives, none more than 6 seconds after the previous one
 
-  @T030 @internals @slow @serial @load @conformance_agent
+  @T030 @slow @serial @load @conformance_agent @multi_gateway @process_stats
   Scenario: A gateway streaming five thousand thoughts does not grow in memory
     A gateway serves thousands of thoughts an hour. If each one left a little memory behind, the
     gateway would eventually fail for everyone connected to it.
@@ -108,7 +108,7 @@ Feature: The agent thinks aloud: the user follows its reasoning as it happens
     When they receive 5000 thoughts between them and then leave
     Then the gateway has kept no memory for what it delivered
 
-  @T031 @fault @conformance_agent
+  @T031 @conformance_agent
   Scenario: A network cut in the middle of the reasoning loses no thought
     Wi-Fi drops and tunnels happen. After reconnecting, the user must see every thought exactly
     once, as if the connection had never been lost.
@@ -183,7 +183,7 @@ Feature: The agent thinks aloud: the user follows its reasoning as it happens
     Then Alice's 20000-character thought arrives cut to 4000 characters with a truncation marker
     And Alice is told the thought was truncated from 20000 characters
 
-  @T038
+  @T038 @reference_agents
   Scenario: Built-in agents say what kind of thinking each thought is, with sensible confidence
     Labels such as "plan" or "analysis" let apps style thoughts; a confidence outside 0 to 1 would
     show nonsense such as "140 % sure".
@@ -194,7 +194,7 @@ Feature: The agent thinks aloud: the user follows its reasoning as it happens
     Then every thought Alice received says what kind of thinking it is
     And every confidence in Alice's thoughts is a number between 0 and 1
 
-  @T039
+  @T039 @reference_agents
   Scenario: In a team of agents every thought names the member who had it
     Where a coordinator, a researcher and a mathematician work together, users want to know who
     said what, as in a meeting.

@@ -3,7 +3,7 @@ Feature: Delivery: every event reaches its user, once, in order, whatever the lo
   As a user of an AI chat product
   I want every event of my runs delivered to me alone, complete, once and in the order it happened
 
-  @T101 @load @slow
+  @T101 @load @slow @reference_agents
   Scenario: A hundred users run the math agent at the same moment and each sees their own run
     At peak time many people ask at once. Each must still see their own answer being worked out,
     completely and quickly, and never a stranger's.
@@ -24,7 +24,7 @@ Feature: Delivery: every event reaches its user, once, in order, whatever the lo
     And Alice's events are numbered without gaps or repeats
     And the timestamps of Alice's events never go backwards
 
-  @T103 @load @slow
+  @T103 @load @slow @reference_agents
   Scenario: Fifty users each run three agents at once and see only their own three conversations
     Power users keep several agents busy at once. Each conversation must stay whole and private
     even when a crowd does the same.
@@ -91,7 +91,7 @@ Feature: Delivery: every event reaches its user, once, in order, whatever the lo
     Then compression was agreed for Alice's connection
     And the 30 KB document crossed Alice's link in less than half its size
 
-  @T109 @security @conformance_agent
+  @T109 @security @reference_agents
   Scenario Outline: A user who overloads the service is held back without harming anyone else
     One misbehaving app or agent must not degrade the service for everyone else; it is told to
     slow down, or stopped, and others carry on.
@@ -104,12 +104,16 @@ Feature: Delivery: every event reaches its user, once, in order, whatever the lo
     And Bob's run follows the lifecycle
     And Bob's run completes with result 84
 
-    Examples: Overloads
+    Examples: An app that floods the service
+      | someone | someone overloads the service                        | someone is held back                             |
+      | Mallory | Mallory floods the service with 100 messages at once | Mallory is told to slow down and stays connected |
+
+    @conformance_agent
+    Examples: An agent over its event budget
       | someone | someone overloads the service                               | someone is held back                                                                        |
-      | Mallory | Mallory floods the service with 100 messages at once        | Mallory is told to slow down and stays connected                                            |
       | Carol   | Carol starts an agent that calls a tool 1500 times in a row | Carol's agent is stopped at the free tier's budget of 2000 events and her run ends degraded |
 
-  @T110
+  @T110 @reference_agents
   Scenario Outline: Users on slow networks still receive complete, ordered runs
     Users far away or on poor networks must see the same complete story, only later.
 

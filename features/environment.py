@@ -44,13 +44,6 @@ def before_scenario(context, scenario):
     if absent:
         scenario.skip(capabilities.skip_reason(absent))
         return
-    if "fault" in scenario.effective_tags and not context.target.controllable:
-        scenario.skip(f"@fault needs control of the stack; stack={context.target.mode} cannot kill components")
-        return
-    if "internals" in scenario.effective_tags and not context.target.introspectable:
-        scenario.skip(f"@internals reads the stack's database and processes; stack={context.target.mode} "
-                      "does not expose them")
-        return
     context.world = World(context.target, scenario.name)
     if "conformance_agent" in scenario.effective_tags:
         # The scenario drives the scripted (conformance) agent: every person in it may start it.
@@ -62,7 +55,7 @@ def after_scenario(context, scenario):
     world = getattr(context, "world", None)
     if world is not None:
         context.loop.run_until_complete(world.close())
-        if "fault" in scenario.effective_tags:
+        if "fault_control" in scenario.effective_tags:
             context.target.heal()
 
 

@@ -4,7 +4,7 @@ Feature: Resilience: runs survive broken parts of the service
   As a user of an AI chat product
   I want my runs to finish and reach me whole when a server, the database or the message bus restarts
 
-  @T111 @load @internals @slow
+  @T111 @load @slow @process_stats
   Scenario: Gateway memory returns to its baseline after thousands of events over many connections
     The service runs for months. Memory that is not given back after a busy hour would
     eventually take it down for everyone.
@@ -16,7 +16,7 @@ Feature: Resilience: runs survive broken parts of the service
     Then everyone in the crowd received their whole run
     And the gateways give back the memory and the connections the crowd used
 
-  @T112 @fault @internals
+  @T112 @fault @fault_control @archive_query
   Scenario: The database restarts mid-run without losing an event, live or in the archive
     The database keeps the long-term record. Its restart must neither interrupt what the user
     is watching nor leave holes in the history kept for later.
@@ -28,7 +28,7 @@ Feature: Resilience: runs survive broken parts of the service
     Then Alice receives every event of her run exactly once and in order
     And the archive holds every event of Alice's run, as delivered
 
-  @T113 @fault
+  @T113 @fault @fault_control
   Scenario: The message bus restarts mid-run and the user, after catching up, has every event once
     The message bus carries every event. Its restart may pause the stream, but after catching up
     the user must have the whole run, nothing doubled.
@@ -43,7 +43,7 @@ Feature: Resilience: runs survive broken parts of the service
     And some of Alice's events were produced while the message bus was down
     And Alice's run completes with status completed
 
-  @T114 @fault
+  @T114 @fault @fault_control
   Scenario: A worker restarted during a deployment finishes its run before it stops
     Deployments restart workers all the time. A run in progress must be finished, not cut off;
     the user must see all of it.
@@ -54,7 +54,7 @@ Feature: Resilience: runs survive broken parts of the service
     Then Alice's run finished before its worker exited
     And Alice receives every event of her run exactly once and in order
 
-  @T115 @fault
+  @T115 @fault @multi_gateway @fault_control
   Scenario: A gateway crash moves the user to another gateway without losing anything
     A server can crash at any moment. The user's app must land on another server and continue
     the conversation where it stopped.

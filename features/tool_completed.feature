@@ -3,7 +3,7 @@ Feature: Tool results are reported: the user sees how every tool call ended and 
   As a user of an AI chat product
   I want every tool call to end with one clear report of its status, result, timing and provenance
 
-  @T061
+  @T061 @reference_agents
   Scenario: The calculator reports success with the result 84
     The intermediate result is what the user checks the final answer against.
 
@@ -11,12 +11,12 @@ Feature: Tool results are reported: the user sees how every tool call ended and 
     When Alice asks the math agent "What is 12*(3+4)?"
     Then Alice's calculator call succeeds with the result 84
 
-  @T062
+  @T062 @conformance_agent
   Scenario: A tool result carries its name, call, status, result, duration, metadata and version, as published
     Client applications are built against the published format; every field they rely on must be there.
 
     Given Alice is connected
-    When Alice asks the math agent "What is 12*(3+4)?"
+    When Alice starts an agent that calculates "12*(3+4)" to price the order
     Then Alice's calculator completion has its name, call id, status, result, duration, metadata and tool version
     And Alice's tool events validate against the published schemas
 
@@ -53,7 +53,7 @@ Feature: Tool results are reported: the user sees how every tool call ended and 
     When Alice starts an agent that searches for something the corpus does not contain
     Then Alice's search call succeeds with an empty result and no error
 
-  @T067 @conformance_agent
+  @T067 @conformance_agent @custom_tools
   Scenario: A custom tool whose result breaks its declared schema is reported as an error
     Customers who declare what their tool returns are protected from malformed results.
 
@@ -85,7 +85,7 @@ Feature: Tool results are reported: the user sees how every tool call ended and 
       | reads an attached text file | text   |
       | calculates a number         | number |
 
-  @T070
+  @T070 @reference_agents
   Scenario: Search results carry a confidence between 0 and 1
     A confidence score tells the user how far to trust what was found.
 
@@ -93,7 +93,7 @@ Feature: Tool results are reported: the user sees how every tool call ended and 
     When Alice asks the research agent "Tell me about the planet Mars"
     Then Alice's search results carry a confidence between 0 and 1
 
-  @T071
+  @T071 @reference_agents
   Scenario: Research results cite their sources in the tool result and in the final answer
     Citations let users verify an answer at its source.
 
@@ -146,7 +146,7 @@ Feature: Tool results are reported: the user sees how every tool call ended and 
     Then Alice's tool completions carry the agent's recommended next steps
     And Alice's final result carries recommended next steps
 
-  @T077 @conformance_agent
+  @T077 @conformance_agent @approvals
   Scenario: A tool that needs the user's approval runs only after she approves it
     Sensitive actions such as payments happen only with the user's explicit consent.
 
@@ -173,7 +173,7 @@ Feature: Tool results are reported: the user sees how every tool call ended and 
     Then Alice sees the reservation undone with status rolled_back, naming the call it compensates
     And Alice sees that the failed payment is not rolled back
 
-  @T080 @internals @conformance_agent
+  @T080 @conformance_agent @audit_query
   Scenario: Every tool result delivered to a user is in the audit log with her user and connection
     Compliance needs proof of which results reached which user, on which connection.
 

@@ -3,7 +3,7 @@ Feature: Tool calls are announced: the user sees which tool an agent uses, with 
   As a user of an AI chat product
   I want every tool call announced with its tool, its parameters and its purpose, and every failure explained
 
-  @T041
+  @T041 @reference_agents
   Scenario: The math agent announces the calculator with its category and purpose
     Naming the tool, its domain and the reason tells the user the agent is computing the
     answer rather than guessing it.
@@ -52,7 +52,7 @@ Feature: Tool calls are announced: the user sees which tool an agent uses, with 
     When Alice starts an agent that calculates 5 different sums one after another
     Then Alice receives each tool announcement within 100 ms of its timestamp
 
-  @T046
+  @T046 @reference_agents
   Scenario: The triage agent answers without tools and reports zero tool calls
     A quick answer that used no tool must not show tool activity, so the activity shown can be trusted.
 
@@ -61,7 +61,7 @@ Feature: Tool calls are announced: the user sees which tool an agent uses, with 
     Then Alice receives no tool events in the run
     And Alice's run reports 0 tool calls
 
-  @T047
+  @T047 @reference_agents
   Scenario: The data analyst shows which dataset and operation it analyses, and its processing steps
     Analysts want to know which data an answer is based on and how it was processed.
 
@@ -71,7 +71,7 @@ Feature: Tool calls are announced: the user sees which tool an agent uses, with 
     And Alice sees the analyze_data announced with the operation "summary"
     And Alice's analyze_data completion lists its processing steps
 
-  @T048 @security
+  @T048 @security @reference_agents
   Scenario: The research agent shows its search query, with an email in it redacted
     Users see what the agent searches for, while an address they typed is not shown back.
 
@@ -99,7 +99,7 @@ Feature: Tool calls are announced: the user sees which tool an agent uses, with 
     Then Alice sees the process_file announced with the file "q3-sales.csv"
     And Alice's process_file call reports 4 rows and its processing steps
 
-  @T051 @conformance_agent
+  @T051 @conformance_agent @callbacks
   Scenario: The HTTP API tool calls a service on loopback and reports its answer
     Integrations are only trustworthy when the user sees which service was asked and what it answered.
 
@@ -130,7 +130,7 @@ Feature: Tool calls are announced: the user sees which tool an agent uses, with 
     Then Alice sees the finance announced in the finance category with its purpose
     And Alice's finance call succeeds with the result 1647.01
 
-  @T054 @conformance_agent
+  @T054 @conformance_agent @custom_tools
   Scenario: A tool the user defines in the request runs as a custom tool
     Customers extend agents with their own tools and must be able to tell them apart from ours.
 

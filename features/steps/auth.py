@@ -16,6 +16,12 @@ def step_permission(context, name, permission):
     context.world.person(name).permissions.append(permission)
 
 
+@given("{name:Person} holds no permission")
+def step_no_permission(context, name):
+    """Not even what the scenario's tags grant everyone (@conformance_agent)."""
+    context.world.person(name).permissions.clear()
+
+
 @given("{name:Person} is on the {tier:Tier} tier")
 def step_tier(context, name, tier):
     context.world.person(name).tier = tier

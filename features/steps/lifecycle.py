@@ -1,8 +1,8 @@
 """Steps about a run's life against the odds: what a start announces, refused and failed
 starts, expiring tokens, restarted gateways, cut networks and a frozen database.
 
-@fault steps break a component of the native stack (and heal it); @internals steps read the
-stack's PostgreSQL and process table. Connections to PostgreSQL are opened and closed inside
+@fault_control steps break a component of the stack (and heal it); @archive_query steps read the
+stack's archive. Connections to PostgreSQL are opened and closed inside
 the step that needs them.
 """
 
@@ -155,6 +155,7 @@ async def step_unknown(context, name, she):
 
 @then('{name:Person} is refused because {she:Pronoun} lacks the "{permission}" permission')
 async def step_forbidden(context, name, she, permission):
+    permission = context.world.tokens.permission(permission)  # the backend's own name for it
     answer = _answer(context, name)
     assert answer.type == "error", f"the request was not refused: {answer.raw}"
     assert_that(answer.data.get("code"), equal_to("forbidden"), answer.raw)

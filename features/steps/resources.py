@@ -1,7 +1,7 @@
 """Steps about what the gateways hold for people (T019, T030, T111): open connections, followed
 conversations, file descriptors and memory, at rest, under load and after everyone has left.
 
-@internals: these read the native stack's gateways (``agentevents.testing.gateways``). Every
+@process_stats: these read the native stack's gateways (``agentevents.testing.gateways``). Every
 return to a baseline is a poll with a deadline; the figures show the baseline, the peak and the end.
 """
 

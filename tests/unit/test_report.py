@@ -225,3 +225,35 @@ def test_records_with_missing_keys_render(tmp_path: pathlib.Path, missing: str) 
     del rec[missing]
     shown, _ = VisibleText.of(render(tmp_path, [rec]))
     assert "Scenario of T001" in shown
+
+
+def coverage_row(html: str, plan: str) -> str:
+    """The visible text of the coverage table's row of ``plan``."""
+    start = html.index(f'<tr data-coverage-plan="{plan}">')
+    return VisibleText.of(html[start:html.index("</tr>", start)])[0]
+
+
+def test_the_coverage_lists_what_each_promise_needs_after_the_feature_summary(tmp_path: pathlib.Path) -> None:
+    reason = "needs token_revocation: revokes a token while it is in use"
+    rows = outline_rows("T002", ["passed", "skipped"])
+    rows[0]["tags"] = ["T002", "conformance_agent", "security"]
+    rows[1].update(tags=["T002", "conformance_agent", "security", "token_revocation"], skip_reason=reason)
+    records = [record("T003", "failed", tags=["T003", "fault", "fault_control", "reference_agents"]),
+               record("T001", tags=["T001", "timing"]), *rows]
+    html = render(tmp_path, records)
+    shown, collapsed = VisibleText.of(html)
+    assert "Coverage: what each promise needs from the backend" in shown
+    assert shown.index("I want the start announced quickly") < shown.index("Coverage: what each promise") \
+        < shown.index("Why T001 matters."), "after the per-feature summary, before the promises"
+    assert coverage_row(html, "T001") == "T001 Scenario of T001 protocol only ✔ Holds"
+    assert coverage_row(html, "T002") == ("T002 The <event> notice arrives conformance_agent, token_revocation "
+                                          "(1 of 2 examples) ○ Not checked")
+    assert coverage_row(html, "T003") == "T003 Scenario of T003 reference_agents, fault_control ✘ Fails"
+    assert html.index('data-coverage-plan="T001"') < html.index('data-coverage-plan="T002"') \
+        < html.index('data-coverage-plan="T003"'), "in plan order"
+    assert "conformance_agent, token_revocation (1 of 2 examples)" in shown
+    assert "conformance_agent, token_revocation" not in collapsed, "the needs are shown at once, not collapsed"
+
+
+def test_no_records_show_no_coverage_table(tmp_path: pathlib.Path) -> None:
+    assert "data-coverage" not in render(tmp_path, [])

@@ -1,6 +1,6 @@
 """What the native stack's gateways hold: open connections and followed conversations (from each
-gateway's /health), file descriptors and resident memory (from its process). For @internals
-scenarios about leaks (T019, T030, T111); a poll with a deadline waits for them to settle.
+gateway's /health), file descriptors and resident memory (from its process). For the
+@process_stats scenarios about leaks (T019, T030, T111); a poll with a deadline waits for them to settle.
 """
 
 from __future__ import annotations

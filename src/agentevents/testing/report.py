@@ -5,9 +5,9 @@ row is one record. Records that share a plan test id (the ``T001`` tag) are one 
 plan. :func:`summarize` groups the records by feature and plan test and counts, per feature and
 overall, how many promises hold, fail or were not checked. :func:`render_report` writes the whole
 result as one self-contained HTML page (inline CSS, no script, no external address): a summary a
-product owner understands first, then each feature's promises with their business value, result and
-measured figures, and the developer detail (steps, locations, full errors) in collapsed
-``<details>``.
+product owner understands first, the coverage (what each promise needs from the backend, and its
+result), then each feature's promises with their business value, result and measured figures, and
+the developer detail (steps, locations, full errors) in collapsed ``<details>``.
 
 A record looks like this (keys other than ``name`` and ``status`` may be missing)::
 
@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
+
+from .capabilities import needed
 
 __all__ = [
     "FAILS",
@@ -105,6 +107,16 @@ class PlanResult:
             if record.get("description"):
                 return list(record["description"])
         return []
+
+    @property
+    def needs(self) -> list[str]:
+        """The capabilities of a backend its records' tags name (any row of an outline), in the registry's order."""
+        union = {c for record in self.records for c in needed(record.get("tags") or [])}
+        return needed(union)
+
+    def needed_by(self, capability: str) -> int:
+        """How many of its records (an outline's rows) need ``capability``."""
+        return sum(1 for record in self.records if capability in needed(record.get("tags") or []))
 
     @property
     def figures(self) -> list[str]:
