@@ -1,24 +1,15 @@
-"""The scripted agent: follows a list of steps from the request, so a specification can produce
-every edge case exactly. Only tokens holding ``agents:script`` may start it.
+"""The scripted (conformance) agent: follows the steps given in the request, so a specification
+can produce every edge case exactly. Only tokens holding ``agents:script`` may start it.
 
-Steps (``options.steps``), each an object with one action key:
-  {"think": "text", "metadata": {...}, "agent": "name"}      one thinking event
-  {"burst": 50, "text": "step"}                               N thinking events, back to back
-  {"tool": "calculator", "params": {...}, "timeout_s": 1, "agent": "name", "on_error": "continue"}
-  {"parallel": [{"tool": ..., "params": ...}, ...]}           tools run concurrently
-  {"sleep": 0.5}                                              wait (the run is alive, silent)
-  {"error": {"code": "...", "message": "..."}}                a recoverable agent_error
-  {"fail": "message"}                                         the run ends failed
-  {"approval": "question", "timeout_s": 30}                   approval_required, wait for respond
-  {"partial": value}                                          what a timeout/cancel still returns
-  {"large_result": 100000}                                    final result of N characters
-  {"complete": {"status": "partial", "result": ..., "summary": "...", "extra": {...}}}
-  {"repeat": 100, "step": {...}}                              one step, N times
-  {"tool": "finance", "params": {"principal": "$prev"}, "chain": true}
-                                  "$prev" is the previous tool's result; both events name the call
-                                  it continues (chained_from)
-  {"rollback": "reason"}          undo every successful tool call so far, newest first
-Options: ``fail_on_init`` (the factory fails: no agent_started, an error event instead).
+docs/conformance.md is its normative definition (what every step kind emits, and in which order);
+``schema/conformance/steps.json`` is the grammar of ``options.steps``. A steps list the schema
+refuses is refused when the agent is created: the run's events are ``agent_error``
+(``agent_init_failed``, the message names the step and the problem) and a ``failed``
+``agent_completed``, with no ``agent_started``. ``options.fail_on_init`` makes creation fail the
+same way on purpose.
+
+Step kinds, each an object with that one action key: think, burst, tool, parallel, sleep, error,
+fail, approval, partial, large_result, complete, repeat, rollback.
 """
 
 from __future__ import annotations
@@ -27,10 +18,11 @@ import asyncio
 from typing import Any
 
 from ..auth import PERM_SCRIPT
+from ..protocol.conformance import CONFORMANCE_VERSION, InvalidSteps, validate_steps
 from .base import AgentContext, AgentFailure, AgentOutcome
 from .registry import AgentFactoryError, AgentSpec
 
-MAX_STEPS = 500
+MAX_STEPS = 500  # the schema's maxItems
 
 
 class ScriptedAgent:
@@ -41,8 +33,10 @@ class ScriptedAgent:
         if options.get("fail_on_init"):
             raise AgentFactoryError(str(options.get("fail_on_init")))
         steps = options.get("steps", [])
-        if not isinstance(steps, list) or len(steps) > MAX_STEPS or not all(isinstance(s, dict) for s in steps):
-            raise AgentFactoryError(f"options.steps must be a list of at most {MAX_STEPS} objects")
+        try:
+            validate_steps(steps)
+        except InvalidSteps as exc:
+            raise AgentFactoryError(f"options.steps is invalid: {exc}") from None
         self.steps: list[dict[str, Any]] = steps
         self.succeeded: list[tuple[str, str]] = []  # (tool_call_id, tool_name) of successful calls
         self.previous: tuple[str, Any] | None = None  # (tool_call_id, result) of the last call
@@ -128,3 +122,5 @@ class ScriptedAgent:
 
 SPEC = AgentSpec(name=ScriptedAgent.name, description=ScriptedAgent.description,
                  factory=ScriptedAgent, permission=PERM_SCRIPT)
+
+__all__ = ["CONFORMANCE_VERSION", "MAX_STEPS", "SPEC", "ScriptedAgent"]

@@ -1,8 +1,10 @@
 """The published JSON Schemas as validators: every server frame and every client message.
 
 The schema files live in ``schema/server/`` and ``schema/client/`` (the same files published in
-docs/schema). Per-type event schemas refer to ``event.json`` with a relative ``$ref``; the refs
-resolve offline through a ``referencing.Registry`` built from the files' ``$id`` values.
+docs/schema); ``schema/conformance/`` holds the conformance agent's steps language
+(``agentevents.protocol.conformance``). Per-type event schemas refer to ``event.json`` with a
+relative ``$ref``; the refs resolve offline through a ``referencing.Registry`` built from the
+files' ``$id`` values.
 """
 
 from __future__ import annotations
@@ -56,19 +58,21 @@ def _validator(kind: str, name: str) -> Draft202012Validator:
     return Draft202012Validator(schema, registry=registry())
 
 
+def schema_file(kind: str, name: str) -> dict[str, Any]:
+    """A copy of one published schema: ``schema_file("conformance", "steps")`` is ``schema/conformance/steps.json``."""
+    try:
+        return copy.deepcopy(_schemas(kind)[name])
+    except KeyError:
+        raise LookupError(f"no {kind} schema named {name!r}") from None
+
+
 def server_schema(name: str) -> dict[str, Any]:
     """A copy of one server schema, e.g. ``server_schema("tool_completed")`` or ``server_schema("event")``."""
-    try:
-        return copy.deepcopy(_schemas("server")[name])
-    except KeyError:
-        raise LookupError(f"no server schema named {name!r}") from None
+    return schema_file("server", name)
 
 
 def client_schema(name: str) -> dict[str, Any]:
-    try:
-        return copy.deepcopy(_schemas("client")[name])
-    except KeyError:
-        raise LookupError(f"no client schema named {name!r}") from None
+    return schema_file("client", name)
 
 
 def server_schema_for(frame_type: str) -> str:
@@ -121,5 +125,5 @@ def validate_client_message(msg: dict[str, Any]) -> None:
     _check("client", msg_type, msg)
 
 
-__all__ = ["CONTROL_FRAME_TYPES", "client_schema", "registry", "server_schema", "server_schema_for",
+__all__ = ["CONTROL_FRAME_TYPES", "client_schema", "registry", "schema_file", "server_schema", "server_schema_for",
            "validate_client_message", "validate_server_frame"]

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..protocol.conformance import CONFORMANCE_VERSION
 from .capabilities import unknown
 
-CONFORMANCE_VERSION = "1"
 STACKS = ("native", "docker", "serve", "external")
 # Capabilities only a control implementation can provide (the protocol alone cannot).
 CONTROL_CAPABILITIES = ("fault_control", "process_stats", "archive_query", "audit_query", "token_revocation")
