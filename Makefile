@@ -1,11 +1,12 @@
 # make spec    - set everything up, start the native stack, run the behave specification, write the report
 # make test    - everything CI checks: lint, unit, integration, the specification, its report in a browser
-# make checks  - what `make test` checks besides running the specification (CI runs `make spec` first)
+# make checks  - what `make test` checks besides the native specification run (CI runs `make spec` first)
+# make conformance - the second configuration: the specification against `agentevents serve` (serve.toml)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: spec test checks lint unit integration features browser report-check deps system-deps stack-up stack-down clean
+.PHONY: spec test checks conformance docs-check lint unit integration features browser report-check deps system-deps stack-up stack-down clean
 
 $(STAMP): requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,13 +23,22 @@ system-deps:
 spec: deps
 	$(VENV)/bin/agentevents spec --workers 3
 
-test: deps lint unit browser
+test: deps lint docs-check unit browser
 	bash scripts/with-stack.sh $(MAKE) --no-print-directory integration features
-	$(MAKE) --no-print-directory report-check
+	$(MAKE) --no-print-directory report-check conformance
 
-checks: deps lint unit browser
+checks: deps lint docs-check unit browser
 	bash scripts/with-stack.sh $(MAKE) --no-print-directory integration
-	$(MAKE) --no-print-directory report-check
+	$(MAKE) --no-print-directory report-check conformance
+
+# serve.toml: RS256 tokens, another issuer, audience, grace and tier limits; its report in reports/serve
+conformance: deps
+	$(VENV)/bin/agentevents spec --target features/targets/serve.toml --reports reports/serve
+	$(PY) tests/browser/check_report.py reports/serve/specification.html reports/serve/specification.json features
+
+# docs/coverage.md lists every plan test with the capabilities it needs, as the features say
+docs-check: $(STAMP)
+	$(PY) -m agentevents.testing.coverage --check
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests features

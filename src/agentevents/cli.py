@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from . import logs
@@ -96,7 +97,9 @@ def cmd_migrate(_args: argparse.Namespace) -> None:
 
 
 def cmd_spec(args: argparse.Namespace) -> None:
+    from .testing import runner
     from .testing.runner import run_spec
+    runner.REPORTS = Path(args.reports)
     userdata = {}
     for item in args.define:
         key, sep, value = item.partition("=")
@@ -148,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-D", "--define", action="append", default=[], metavar="NAME=VALUE",
                    help="behave userdata for the target, e.g. -D ws_url=wss://host/ws -D jwt_secret=...")
     p.add_argument("--allow-empty", action="store_true", help="accept a selection that matches no scenario")
+    p.add_argument("--reports", default="reports", metavar="DIR",
+                   help="where the report, records, JUnit and logs go (default: reports)")
     p.add_argument("behave_args", nargs=argparse.REMAINDER, help="after --: further arguments for behave")
     p.set_defaults(func=cmd_spec)
     return parser

@@ -9,7 +9,9 @@ from agentevents.testing.verdict import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Proces
 
 
 def record(plan: str, status: str, process: str = "shard-0", location: str | None = None) -> dict:
-    return {"plan": plan, "status": status, "process": process, "location": location or f"f.feature:{plan[1:]}"}
+    reason = "needs fault_control" if status in ("skipped", "untested") else None
+    return {"plan": plan, "status": status, "process": process, "location": location or f"f.feature:{plan[1:]}",
+            "skip_reason": reason}
 
 
 def proc(name: str = "shard-0", returncode: int | None = 0, junit: int = 1, locations: tuple[str, ...] = (),
@@ -94,6 +96,13 @@ def test_skips_are_counted_apart_and_are_not_passes():
     verdict = judge([proc()], records, expected=3)
     assert (verdict.passed, verdict.failed, verdict.skipped, verdict.exit_code) == (1, 0, 2, EXIT_OK)
     assert verdict.line == "spec: 1 passed, 0 failed, 2 skipped"
+
+
+def test_a_skip_without_a_reason_fails_the_run():
+    silent = {**record("T002", "skipped"), "skip_reason": None}
+    verdict = judge([proc()], [record("T001", "passed"), silent], expected=2)
+    assert verdict.exit_code == EXIT_FAILED
+    assert verdict.problems == ["1 scenario(s) skipped without a reason: T002"]
 
 
 def test_an_outline_is_one_plan_test_failed_by_any_row():

@@ -30,7 +30,7 @@ from .records import FAILED, read_records
 from .verdict import EXIT_USAGE, ProcessOutcome, judge
 
 EXCLUSIVE_TAGS = ("@serial", "@fault", "@load")
-REPORTS = Path("reports")
+REPORTS = Path("reports")  # `agentevents spec --reports DIR` moves it
 POLL_S = 0.5  # how often the console looks for finished scenarios
 
 # Rough cost of a scenario, for balancing: a @slow one is worth many ordinary ones.
@@ -239,7 +239,7 @@ def write_skipped_junit(records: list[dict[str, Any]]) -> Path | None:
 
 
 def _clean_reports() -> None:
-    REPORTS.mkdir(exist_ok=True)
+    REPORTS.mkdir(parents=True, exist_ok=True)
     for folder in ("junit-parts", "parts"):
         shutil.rmtree(REPORTS / folder, ignore_errors=True)
     (REPORTS / "parts").mkdir()

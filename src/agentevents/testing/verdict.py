@@ -99,6 +99,10 @@ def judge(processes: list[ProcessOutcome], records: list[dict[str, Any]], *, exp
             verdict.problems.append(f"{proc.name}'s JUnit has {proc.junit_failures} failed test case(s) "
                                     "that its records do not show")
         missing += [loc for loc in proc.locations if loc not in reported]
+    silent = [r.get("plan") or r.get("location", "?") for r in records
+              if r.get("status") in NOT_CHECKED and not r.get("skip_reason")]
+    if silent:  # a skip without a reason reads as a pass to a busy reader
+        verdict.problems.append(f"{len(silent)} scenario(s) skipped without a reason: " + ", ".join(silent[:5]))
     if missing:
         verdict.problems.append(f"{len(missing)} selected scenario(s) never reported: " + ", ".join(missing[:5])
                                 + (" …" if len(missing) > 5 else ""))
