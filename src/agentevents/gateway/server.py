@@ -231,7 +231,12 @@ class Gateway:
 
     # -- messages ---------------------------------------------------------------------------
     async def on_ping(self, conn: Connection, msg: dict[str, Any]) -> None:
-        conn.send_frame({"type": "pong", "request_id": msg.get("request_id"), "server_time": utc_timestamp()})
+        """A heartbeat overtakes queued events; ``in_order: true`` makes the pong a barrier behind them."""
+        pong = {"type": "pong", "request_id": msg.get("request_id"), "server_time": utc_timestamp()}
+        if msg.get("in_order") is True:
+            conn.send_frame({**pong, "in_order": True}, in_order=True)
+        else:
+            conn.send_frame(pong)
 
     async def on_start_agent(self, conn: Connection, msg: dict[str, Any]) -> None:
         rid = msg.get("request_id")

@@ -158,6 +158,14 @@ class RecordingClient:
         return await self.wait_for(lambda f: f.data.get("request_id") == rid and f.type in wanted, timeout_s,
                                    f"answer to {message.get('type')} ({rid})", since=since)
 
+    async def barrier(self, timeout_s: float = 10.0) -> Frame:
+        """A ping answered in order (docs/protocol.md §5.8): once its pong is here, every event the
+        gateway had queued for this connection when it read the ping has been received."""
+        pong = await self.request({"type": "ping", "in_order": True}, timeout_s)
+        if pong.type != "pong" or pong.data.get("in_order") is not True:
+            raise AssertionError(f"{self.name}: the barrier ping was not answered in order: {pong.raw}")
+        return pong
+
     async def start_agent(self, agent_type: str, message: str, *, thread_id: str | None = None,
                           options: dict[str, Any] | None = None, timeout_s: float = 5.0) -> Frame:
         msg: dict[str, Any] = {"type": "start_agent", "agent_type": agent_type, "message": message}

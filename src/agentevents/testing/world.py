@@ -23,6 +23,7 @@ from .netem import TcpProxy
 from .profile import CONTROL_CAPABILITIES, Limits, Profile, ProfileError, load_profile
 from .tokens import TokenFactory
 
+QUIET_GRACE_S = 0.3  # after a barrier: how long an event still crossing the bus may take to arrive
 TARGETS = Path("features/targets")  # the profiles, relative to where the suite runs
 DEFAULT_PROFILE = {"native": "native", "docker": "docker", "external": "native"}
 
@@ -343,6 +344,15 @@ class World:
         if proxy is None:
             raise AssertionError(f"{name} is not connected through a link of this scenario")
         return proxy
+
+    async def quiet(self, clients: list[RecordingClient] | None = None, grace_s: float | None = None) -> None:
+        """The defined end for "nothing else arrives": an in-order barrier on each connection
+        (everything the gateway had queued for it is in), then a short grace for events still
+        crossing the bus. Without ``clients``: every open connection of the scenario."""
+        clients = clients if clients is not None else [
+            c for p in self.people.values() for c in p.clients if c.close_code is None]
+        await asyncio.gather(*(c.barrier() for c in clients))
+        await self.settle(QUIET_GRACE_S if grace_s is None else grace_s)
 
     @staticmethod
     async def settle(grace_s: float) -> None:
