@@ -56,3 +56,16 @@ def test_peek_request_id_reads_what_it_can_and_nothing_else():
     assert peek_request_id(b'{"type": "ping", "request_id": "r9"}') == "r9"
     assert peek_request_id(b"{broken") is None
     assert peek_request_id(b'{"request_id": 5}') is None
+
+
+@pytest.mark.parametrize("number", ["1.0", "1e0", "-0.0", "true", "9223372036854775808", "18446744073709551616"])
+def test_a_seq_is_an_integer_and_nothing_like_one(number):
+    for frame in (f'{{"type": "subscribe", "thread_id": "t1", "since_seq": {number}}}',
+                  f'{{"type": "resume", "threads": {{"t1": {number}}}}}'):
+        with pytest.raises(ProtocolError) as caught:
+            parse_client_message(frame)
+        assert caught.value.code == ErrorCode.MALFORMED
+
+
+def test_the_largest_seq_is_accepted():
+    assert parse_client_message('{"type": "subscribe", "thread_id": "t1", "since_seq": 9223372036854775807}')

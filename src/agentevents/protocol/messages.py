@@ -12,7 +12,7 @@ from importlib import resources
 from typing import Any
 
 import orjson
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 
 from .codes import ErrorCode
 
@@ -32,10 +32,19 @@ class ProtocolError(Exception):
         return f"{self.code}: {self.message}"
 
 
+def _strict_integer(_checker: Any, value: Any) -> bool:
+    """An integer is an int: JSON Schema also counts 1.0, 1e0 and -0.0, which no seq is."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+StrictValidator = validators.extend(
+    Draft202012Validator, type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _strict_integer))
+
+
 @cache
 def validator(message_type: str) -> Draft202012Validator:
     text = resources.files(__package__).joinpath("schema", "client", f"{message_type}.json").read_text()
-    return Draft202012Validator(json.loads(text))
+    return StrictValidator(json.loads(text))
 
 
 def _request_id(obj: Any) -> str | None:
