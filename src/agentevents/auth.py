@@ -70,7 +70,14 @@ def verify_token(token: str, *, key: str, algorithm: str, issuer: str, audience:
     return claims_from_payload(payload)
 
 
+MAX_TIMESTAMP = 2**53  # the largest exact integer of every JSON reader; far past any real expiry
+
+
 def claims_from_payload(payload: dict[str, Any]) -> Claims:
+    for claim in ("exp", "iat"):  # numbers, and plain ones: not "123", 1e3, true, nor 2**64
+        value = payload.get(claim)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < MAX_TIMESTAMP:
+            raise AuthError(f"invalid {claim}")
     sub = payload.get("sub")
     if not isinstance(sub, str) or not sub or len(sub) > 128:
         raise AuthError("invalid sub")

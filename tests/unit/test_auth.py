@@ -78,3 +78,15 @@ def test_rs256_tokens_verify_with_the_public_key_only():
     # An HS256 token signed with the public key text must not pass as RS256 (algorithm confusion).
     with pytest.raises(AuthError):
         verify_token(issue_token("carol", key="x" * 40), **check)
+
+
+@pytest.mark.parametrize(("claim", "value"), [("exp", None), ("exp", 2**64), ("exp", 2**53), ("iat", True),
+                                              ("iat", 1.5e9)])
+def test_timestamps_are_plain_integers_in_range(claim, value):
+    now = int(time.time())
+    payload = {"sub": "a", "iat": now, "exp": now + 60, "jti": "j", "iss": "agentevents", "aud": "agentevents-ws"}
+    payload[claim] = str(now + 60) if value is None else value
+    token = jwt.encode(payload, KEY, algorithm="HS256")
+    with pytest.raises(AuthError) as err:
+        verify_token(token, **CHECK)
+    assert err.value.reason == f"invalid {claim}"
