@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import orjson
 from hamcrest import assert_that, empty, equal_to, has_length
 
@@ -237,4 +239,36 @@ def test_cancel_agent_stops_a_running_agent_promptly(run):
         assert_that(end.data["data"]["status"], equal_to("cancelled"))
         assert end.at - sent < 1.0, f"the run took {end.at - sent:.2f}s to stop after the cancel"
         assert len(alice.events(run_id=run_id)) < 2 * 5000, "the run emitted everything: it was not stopped"
+    run(body)
+
+
+def test_two_authorization_headers_or_an_absurd_expiry_get_401_not_a_server_error(run):
+    async def body(world):
+        import jwt
+        import websockets
+        from websockets.exceptions import InvalidStatus
+        person = world.person("Mallory")
+        good = world.token_for(person)
+        now = int(time.time())
+        absurd = jwt.encode({"sub": person.user_id, "iat": now, "exp": 2**64, "jti": "j", "iss": "agentevents",
+                             "aud": "agentevents-ws"}, world.target.jwt_secret, algorithm="HS256")
+        for headers in ([("Authorization", f"Bearer {good}"), ("Authorization", f"Bearer {good}")],
+                        [("Authorization", f"Bearer {absurd}")]):
+            try:
+                async with websockets.connect(world.target.ws_url, additional_headers=headers, open_timeout=5):
+                    raise AssertionError(f"accepted with {[h[0] for h in headers]}")
+            except InvalidStatus as refused:
+                assert refused.response.status_code == 401, refused.response.status_code
+        alice = await world.connect("Alice")  # and nobody else is disturbed
+        assert (await alice.request({"type": "ping"})).type == "pong"
+    run(body)
+
+
+def test_an_in_order_ping_is_answered_behind_the_events_already_queued(run):
+    async def body(world):
+        alice = await world.connect("Alice")
+        from agentevents.protocol.schemas import validate_server_frame
+        pong = await alice.barrier()
+        validate_server_frame(pong.data)
+        assert pong.data["in_order"] is True
     run(body)

@@ -105,8 +105,11 @@ class Gateway:
         if path != "/ws":
             return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
         offered = [p.strip() for h in request.headers.get_all("Sec-WebSocket-Protocol") for p in h.split(",")]
-        token = token_from_handshake(request.headers.get("Authorization"), offered)
+        authorizations = request.headers.get_all("Authorization")
         try:
+            if len(authorizations) > 1:  # which one would count? neither: refused, not a 500
+                raise AuthError("more than one Authorization header")
+            token = token_from_handshake(authorizations[0] if authorizations else None, offered)
             claims = self.verify(token or "")
             if await self._revoked(claims):
                 raise AuthError("token revoked")
