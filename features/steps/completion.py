@@ -204,13 +204,13 @@ async def step_answer_after_wait(context, name, approved, her):
 @when('{name:Person} asks the data analyst "{message}" while the database is paused')
 async def step_analyst_without_database(context, name, message):
     world = context.world
-    world.target.control("pause", "postgres")
+    await world.target.control.fault("pause", "postgres")
     try:
         # The SQL call gives up after 1 s instead of its usual timeout.
         run = await world.start(name, "data_analyst", message, options={"tool_timeout_s": 1})
         await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
     finally:
-        world.target.control("resume", "postgres")
+        await world.target.control.fault("resume", "postgres")
 
 
 # -- then ------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
-"""Steps that break a component of the native stack mid-run and wait for it to recover
-(T112-T115): the database (PostgreSQL), the message bus (Redis), a worker, a gateway.
+"""Steps that break a component of the backend mid-run and wait for it to recover (T112-T115):
+the database (``postgres``), the message bus (``redis``), a worker, a gateway.
 
-``world.target.control(action, component)`` acts on one component (it blocks, so it runs in a
-thread). Supervisord restarts killed processes; every wait for recovery is a condition with a
-deadline (a successful connection, a health check), never a bare sleep.
+Everything goes through the target's control (``agentevents.testing.control``): ``fault`` acts
+on one component and returns when it is done, ``answers`` says whether it is back. The backend's
+supervisor restarts killed processes; every wait for recovery is a condition with a deadline,
+never a bare sleep.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-import asyncpg
 import orjson
-import redis.asyncio as aioredis
 from behave import then, when
 from hamcrest import assert_that, equal_to, is_not
 
@@ -22,6 +21,7 @@ from agentevents.testing.figures import record_figure
 from agentevents.testing.matchers import timestamp
 from agentevents.testing.measures import human
 from agentevents.testing.parse_types import register_all
+from agentevents.testing.polling import poll
 
 register_all()
 
@@ -31,7 +31,7 @@ ARCHIVE_DEADLINE_S = 40
 
 
 async def control(world, action: str, component: str) -> None:
-    await asyncio.to_thread(world.target.control, action, component)
+    await world.target.control.fault(action, component)
 
 
 async def wait_thoughts(world, name: str, count: int) -> None:
@@ -62,22 +62,6 @@ async def until(check, what: str, timeout_s: float = RECOVERY_S, on_slow=None) -
         await asyncio.sleep(0.2)
 
 
-async def postgres_answers(world) -> bool:
-    conn = await asyncpg.connect(world.target.database_url, timeout=2)
-    try:
-        return await conn.fetchval("SELECT 1") == 1
-    finally:
-        await conn.close()
-
-
-async def redis_answers(world) -> bool:
-    redis = aioredis.from_url(world.target.redis_url, socket_connect_timeout=1)
-    try:
-        return bool(await redis.ping())
-    finally:
-        await redis.aclose()
-
-
 # -- PostgreSQL (T112) ------------------------------------------------------------------------
 
 @when("the database is killed while {name:Person}'s agent is thinking")
@@ -91,7 +75,7 @@ async def step_kill_postgres(context, name):
 @when("the database comes back")
 async def step_postgres_back(context):
     world = context.world
-    took = await until(lambda: postgres_answers(world), "PostgreSQL",
+    took = await until(lambda: world.target.control.answers("postgres"), "PostgreSQL",
                        on_slow=lambda: control(world, "start", "postgres"))
     world.notes["outage_to"] = time.time()
     record_figure(context, f"the database answered again {human(took)} after it was killed")
@@ -107,17 +91,8 @@ async def step_archive_complete(context, name):
     # The outage must have overlapped the run, or this proves nothing.
     during = [f for f in events if world.notes["outage_from"] <= timestamp(f).timestamp() <= world.notes["outage_to"]]
     assert during, f"no event was published while the database was down\n{describe(events)}"
-    conn = await asyncpg.connect(world.target.database_url, timeout=5)
-    try:
-        deadline = time.monotonic() + ARCHIVE_DEADLINE_S
-        while True:
-            rows = await conn.fetch("SELECT event_id, seq, type, payload FROM events WHERE run_id = $1 ORDER BY seq",
-                                    run.run_id)
-            if {r["event_id"] for r in rows} >= set(delivered) or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.25)
-    finally:
-        await conn.close()
+    rows = await poll(lambda: world.target.control.archived_events(run.thread_id, run_id=run.run_id),
+                      lambda rows: {r["event_id"] for r in rows} >= set(delivered), ARCHIVE_DEADLINE_S, 0.25)
     missing = sorted(delivered[e].data["seq"] for e in set(delivered) - {r["event_id"] for r in rows})
     record_figure(context, f"{len(during)} events published while the database was down; the archive holds "
                            f"{len(rows)} of the {len(delivered)} events delivered")
@@ -136,7 +111,7 @@ async def step_kill_redis(context, name):
     world = context.world
     await wait_thoughts(world, name, 2)
     world.notes["outage_from"] = time.time()
-    world.target.crash("redis")  # no instant restart: the outage lasts as long as the scenario says
+    await world.target.control.crash("redis")  # no instant restart: the outage lasts as long as the scenario says
 
 
 @when("the message bus stays down for {outage:Duration}")
@@ -149,8 +124,9 @@ async def step_redis_down_for(context, outage):
 @when("the message bus comes back")
 async def step_redis_back(context):
     world = context.world
-    world.target.release_restarts()
-    took = await until(lambda: redis_answers(world), "Redis", on_slow=lambda: control(world, "start", "redis"))
+    await world.target.control.release_restarts()
+    took = await until(lambda: world.target.control.answers("redis"), "Redis",
+                       on_slow=lambda: control(world, "start", "redis"))
     world.notes["outage_to"] = time.time()
     record_figure(context, f"the message bus answered again {human(took)} after it was let restart")
 
@@ -190,13 +166,8 @@ async def step_restart_worker(context, name):
     world = context.world
     run = world.last_run(name)
     await wait_thoughts(world, name, 2)
-    redis = aioredis.from_url(world.target.redis_url)
-    try:
-        worker = (await redis.hget(f"ae:run:{run.run_id}", "worker") or b"").decode()
-    finally:
-        await redis.aclose()
-    assert worker.startswith("worker-"), f"no worker recorded for {name}'s run: {worker!r}"
-    component = worker.removeprefix("worker-")
+    component = await world.target.control.worker_of_run(run.run_id)
+    assert component, f"no worker recorded for {name}'s run: {component!r}"
     world.notes["worker"] = component
     world.notes["restart_from"] = time.monotonic()
     await control(world, "stop", component)  # returns once the process has exited

@@ -1,16 +1,12 @@
 """Steps about a run's life against the odds: what a start announces, refused and failed
 starts, expiring tokens, restarted gateways, cut networks and a frozen database.
 
-@fault_control steps break a component of the stack (and heal it); @archive_query steps read the
-stack's archive. Connections to PostgreSQL are opened and closed inside
-the step that needs them.
+@fault_control steps break a component of the backend (and heal it); @archive_query steps read
+its archive. Both go through the target's control (``agentevents.testing.control``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import signal
 import time
 from urllib.parse import urlsplit
 
@@ -19,11 +15,13 @@ from hamcrest import assert_that, equal_to, has_length
 
 from agentevents.auth import issue_token
 from agentevents.testing.client import HandshakeRefused, RecordingClient, describe
+from agentevents.testing.control import StoreUnavailable
 from agentevents.testing.figures import record_figure
 from agentevents.testing.matchers import follows_lifecycle, gapless_seqs, has_envelope
 from agentevents.testing.measures import human
 from agentevents.testing.netem import TcpProxy
 from agentevents.testing.parse_types import register_all
+from agentevents.testing.polling import poll
 from agentevents.testing.scripts import register, steps
 
 register_all()
@@ -282,7 +280,7 @@ async def step_restart_gateway(context, name, her):
         f"the run ended before the restart\n{client.describe()}"
     gateway = _established(client).data["server_id"]
     asked = time.monotonic()
-    await asyncio.to_thread(world.target.control, "restart", gateway)
+    await world.target.control.fault("restart", gateway)
     code = await client.wait_closed(10)
     record_figure(context, f"{gateway} restarted mid-run in {human(time.monotonic() - asked)}; {name}'s "
                            f"connection closed with code {code}")
@@ -389,39 +387,21 @@ async def step_every_thought_once(context, name, n, her):
 
 # -- PostgreSQL frozen -------------------------------------------------------------------------------
 
-def _postgres_processes():
-    import psutil
-
-    from agentevents.stack import native
-    root = psutil.Process(native.component_pid("postgres"))
-    return root, root.children(recursive=True)
-
-
-def _freeze_postgres(target) -> None:
-    _root, children = _postgres_processes()
-    target.control("pause", "postgres")  # the postmaster: no new connections
-    for child in children:  # and every backend: no answer on existing connections either
-        with contextlib.suppress(Exception):
-            child.send_signal(signal.SIGSTOP)
-
-
-def _thaw_postgres(target) -> None:
-    _root, children = _postgres_processes()
-    for child in children:
-        with contextlib.suppress(Exception):
-            child.send_signal(signal.SIGCONT)
-    target.control("resume", "postgres")
-
-
 @given("the database is paused")
 async def step_pause_postgres(context):
+    """Paused as a whole (docs/conformance.md §7.4): no answer on new connections, nor on the
+    existing ones of the backend's own processes."""
     world = context.world
-    target = world.target
+    control = world.target.control
+    paused = True
 
-    async def thaw() -> None:
-        await asyncio.to_thread(_thaw_postgres, target)
+    async def thaw() -> None:  # once: at the step that resumes it, or after the scenario
+        nonlocal paused
+        if paused:
+            paused = False
+            await control.fault("resume", "postgres")
 
-    await asyncio.to_thread(_freeze_postgres, target)
+    await control.fault("pause", "postgres")
     world.closers.append(thaw)
     world.notes["postgres_thaw"] = thaw
 
@@ -440,27 +420,19 @@ async def step_resume_postgres(context, name):
 
 @then("the archive holds every event of {name:Person}'s run, exactly as {she:Pronoun} received it")
 async def step_archive(context, name, she):
-    import asyncpg
     world = context.world
     run = world.last_run(name)
     await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
     received = {f.data["seq"]: f.raw for f in run.client.events(run_id=run.run_id)}
-    deadline = time.monotonic() + 40
-    rows: dict[int, str] = {}
-    while True:
+
+    async def archived() -> dict[int, str]:
         try:
-            conn = await asyncpg.connect(world.target.database_url, timeout=5)
-            try:
-                found = await conn.fetch("SELECT seq, payload FROM events WHERE run_id = $1 ORDER BY seq", run.run_id,
-                                         timeout=5)
-            finally:
-                await conn.close(timeout=5)
-            rows = {r["seq"]: r["payload"] for r in found}
-        except (OSError, asyncpg.PostgresError, TimeoutError):
-            rows = {}
-        if len(rows) >= len(received) or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.5)  # polling a condition with a deadline
+            found = await world.target.control.archived_events(run.thread_id, run_id=run.run_id)
+        except StoreUnavailable:  # the database is still coming back: nothing archived yet
+            return {}
+        return {r["seq"]: r["payload"] for r in found}
+
+    rows = await poll(archived, lambda rows: len(rows) >= len(received), 40, 0.5)
     record_figure(context, f"{len(rows)} of the {len(received)} events of {name}'s run archived once the "
                            "database was back")
     assert_that(sorted(rows), equal_to(sorted(received)), run.client.describe())

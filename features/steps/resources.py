@@ -1,8 +1,9 @@
 """Steps about what the gateways hold for people (T019, T030, T111): open connections, followed
 conversations, file descriptors and memory, at rest, under load and after everyone has left.
 
-@process_stats: these read the native stack's gateways (``agentevents.testing.gateways``). Every
-return to a baseline is a poll with a deadline; the figures show the baseline, the peak and the end.
+@process_stats: these read the gateways through the target's control (``Control.gateway_stats``;
+``agentevents.testing.gateways`` waits on them). Every return to a baseline is a poll with a
+deadline; the figures show the baseline, the peak and the end.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from hamcrest import assert_that, equal_to
 
 from agentevents.testing import gateways
 from agentevents.testing.client import describe
+from agentevents.testing.control import GatewayStats
 from agentevents.testing.crowds import CROWD_RUN_TIMEOUT_S, connect_many, crowd, crowd_finished
 from agentevents.testing.figures import record_figure
 from agentevents.testing.limits import (
@@ -31,10 +33,9 @@ from agentevents.testing.scripts import complete, script_for, steps
 
 register_all()
 
-STREAM_GATEWAY = "gateway1"
 
 
-def _per_gateway(states: dict[str, gateways.GatewayState], what: str) -> str:
+def _per_gateway(states: dict[str, GatewayStats], what: str) -> str:
     return ", ".join(f"{name} {getattr(state, what)}" for name, state in states.items())
 
 
@@ -55,11 +56,11 @@ async def _warm_up(world) -> None:
 @given("the gateways are at rest")
 async def step_at_rest(context):
     await _warm_up(context.world)
-    base = await gateways.settled(lambda s: all(g.connections == 0 for g in s.values()), SETTLE_S,
-                                  "the warm-up connections did not close")
+    base = await gateways.settled(context.world.target.control, lambda s: all(g.connections == 0 for g in s.values()),
+                                  SETTLE_S, "the warm-up connections did not close")
     context.world.notes["gateway_baseline"] = base
     record_figure(context, "gateways at rest: " + "; ".join(
-        f"{n} {s.connections} connections, {s.fds} file descriptors, {s.rss_mb:.1f} MB" for n, s in base.items()))
+        f"{n} {s.connections} connections, {s.open_fds} file descriptors, {s.rss_mb:.1f} MB" for n, s in base.items()))
 
 
 # -- visitors who come and go (T019) ------------------------------------------------------------
@@ -69,7 +70,7 @@ async def step_visitors(context, n):
     world = context.world
     baseline = world.notes["gateway_baseline"]
     clients = await connect_many(world, [(f"Visitor{i % 20:02d}", {}) for i in range(n)])
-    peak = await gateways.current()
+    peak = await world.target.control.gateway_stats()
     world.notes["gateway_peak"] = peak
     opened = sum(s.connections for s in peak.values()) - sum(s.connections for s in baseline.values())
     assert opened >= n, f"the gateways report {opened} more connections, not {n}: {peak} vs {baseline}"
@@ -82,13 +83,14 @@ async def _back_to_baseline(context, what: str, label: str, slack: int) -> None:
     world = context.world
     baseline, peak = world.notes["gateway_baseline"], world.notes.get("gateway_peak", {})
 
-    def back(now: dict[str, gateways.GatewayState]) -> bool:
+    def back(now: dict[str, GatewayStats]) -> bool:
         return all(getattr(now[g], what) <= getattr(baseline[g], what) + slack for g in baseline)
 
     try:
-        now = await gateways.settled(back, SETTLE_S, f"the gateways' {label} did not return to their baseline")
+        now = await gateways.settled(world.target.control, back, SETTLE_S,
+                                     f"the gateways' {label} did not return to their baseline")
     finally:
-        now = await gateways.current()
+        now = await world.target.control.gateway_stats()
         record_figure(context, f"{label} per gateway: at rest {_per_gateway(baseline, what)}; with the visitors "
                                f"{_per_gateway(peak, what)}; after they left {_per_gateway(now, what)}"
                                + (f" — allowed +{slack}" if slack else " — allowed +0"))
@@ -101,7 +103,7 @@ async def step_connections_back(context):
 
 @then("the gateways hold nothing the visitors used")
 async def step_fds_back(context):
-    await _back_to_baseline(context, "fds", "file descriptors", slack=FD_SLACK)
+    await _back_to_baseline(context, "open_fds", "file descriptors", slack=FD_SLACK)
 
 
 # -- a gateway streaming thoughts (T030) --------------------------------------------------------
@@ -109,9 +111,10 @@ async def step_fds_back(context):
 @given("{people:d} people are connected to the same gateway")
 async def step_people_on_one_gateway(context, people):
     world = context.world
-    before = await gateways.current(STREAM_GATEWAY)
-    world.notes["memory"] = (STREAM_GATEWAY, before[STREAM_GATEWAY].rss_mb)
-    url = f"ws://127.0.0.1:{gateways.port_of(STREAM_GATEWAY)}/ws"
+    gateway = (await world.target.control.gateways())[0]
+    before = (await world.target.control.gateway_stats(gateway))[gateway]
+    world.notes["memory"] = (gateway, before.rss_mb)
+    url = before.ws_url
     names = [f"Reader{i:02d}" for i in range(people)]
     for name in names:
         world.person(name, tier="enterprise")
@@ -145,7 +148,7 @@ async def step_stream_thoughts(context, total):
 @then("the gateway has kept no memory for what it delivered")
 async def step_memory_kept(context):
     gateway, before = context.world.notes["memory"]
-    after = (await gateways.current(gateway))[gateway].rss_mb
+    after = (await context.world.target.control.gateway_stats(gateway))[gateway].rss_mb
     grown = after - before
     thoughts = context.world.notes.get("memory_thoughts", 0)
     record_figure(context, f"gateway memory {grown:+.1f} MB after {thoughts:,} thoughts ({before:.1f} MB before, "
@@ -160,7 +163,7 @@ async def step_memory_kept(context):
 async def step_crowd_leaves(context):
     world = context.world
     await crowd_finished(world)
-    world.notes["gateway_peak"] = await gateways.current()
+    world.notes["gateway_peak"] = await world.target.control.gateway_stats()
     await asyncio.gather(*(c.close() for n in crowd(world) for c in world.person(n).clients))
 
 
@@ -182,17 +185,18 @@ async def step_crowd_whole_runs(context):
 
 @then("the gateways give back the memory and the connections the crowd used")
 async def step_gateways_give_back(context):
+    control = context.world.target.control
     base = context.world.notes["gateway_baseline"]
     peak = context.world.notes.get("gateway_peak", {})
 
-    def back(now: dict[str, gateways.GatewayState]) -> bool:
+    def back(now: dict[str, GatewayStats]) -> bool:
         return all(s.connections == base[n].connections and s.threads == base[n].threads
                    and s.rss_mb <= base[n].rss_mb + CROWD_MEMORY_MARGIN_MB for n, s in now.items())
 
     try:
-        after = await gateways.settled(back, 20, "the gateways did not return to their baseline")
+        after = await gateways.settled(control, back, 20, "the gateways did not return to their baseline")
     finally:
-        now = await gateways.current()
+        now = await control.gateway_stats()
         for n in base:
             at_peak = f"{peak[n].rss_mb:.1f} MB" if n in peak else "not measured"
             record_figure(context, f"{n} memory {now[n].rss_mb - base[n].rss_mb:+.1f} MB after the crowd left "

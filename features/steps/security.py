@@ -1,9 +1,10 @@
 """Steps about security: encryption on the wire, permissions, the audit log, personal data,
 hijack attempts and token handling, abuse limits (T105, T109, T116-T120).
 
-TLS goes through the stack's ``wss://`` port (HAProxy terminates it) with the stack's test CA
-(``agentevents.stack.native.stack_env()``: AE_WSS_URL, AE_TLS_CA; for an external backend,
-``-D wss_url=... -D tls_ca=...``). A ``TcpProxy`` in front records the ciphertext.
+TLS goes through the target's ``wss://`` URL with its certificate authority (the profile's, or
+the native stack's test CA; ``-D wss_url=... -D tls_ca=...``). A ``TcpProxy`` in front records
+the ciphertext. The audit log, the archive and revocations are read and written through the
+target's control (``agentevents.testing.control``).
 """
 
 from __future__ import annotations
@@ -13,9 +14,6 @@ import ssl
 import time
 from urllib.parse import urlsplit
 
-import asyncpg
-import jwt
-import redis.asyncio as aioredis
 from behave import given, then, when
 from hamcrest import assert_that, empty, equal_to, greater_than, greater_than_or_equal_to
 
@@ -24,6 +22,7 @@ from agentevents.testing.figures import record_figure
 from agentevents.testing.matchers import follows_lifecycle, gapless_seqs
 from agentevents.testing.measures import human
 from agentevents.testing.parse_types import register_all
+from agentevents.testing.polling import poll
 from agentevents.testing.scripts import complete, register, steps
 from agentevents.testing.tokens import TokenFactory
 
@@ -50,25 +49,12 @@ def tls_settings(context) -> tuple[str, str]:
     return target.wss_url, target.tls_ca
 
 
-async def database(world) -> asyncpg.Connection:
-    if not world.target.database_url:
-        raise AssertionError("this scenario reads the stack's PostgreSQL: no database_url for this stack")
-    conn = await asyncpg.connect(world.target.database_url, timeout=5)
-    world.closers.append(conn.close)
-    return conn
-
-
-async def wait_rows(conn: asyncpg.Connection, query: str, args: tuple, ready, what: str) -> list:
-    """Poll the archive until ``ready(rows)`` (writes are batched), with a deadline."""
-    deadline = time.monotonic() + ARCHIVE_DEADLINE_S
-    while True:
-        rows = await conn.fetch(query, *args)
-        if ready(rows):
-            return rows
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {ARCHIVE_DEADLINE_S}s; found {len(rows)} rows: "
-                                 f"{[dict(r) for r in rows[:5]]}")
-        await asyncio.sleep(0.2)
+async def wait_rows(fetch, ready, what: str) -> list[dict]:
+    """Poll the archive or the audit until ``ready(rows)`` (writes are batched), with a deadline."""
+    rows = await poll(fetch, ready, ARCHIVE_DEADLINE_S)
+    if not ready(rows):
+        raise AssertionError(f"{what} within {ARCHIVE_DEADLINE_S}s; found {len(rows)} rows: {rows[:5]}")
+    return rows
 
 
 def all_frames(world) -> list:
@@ -188,14 +174,13 @@ async def step_audit(context, name, her):
     person = world.person(name)
     for run in world.runs_of(name):
         await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
-    conn = await database(world)
+    control = world.target.control
     for client in person.clients:
         connection_id = client.frames[0].data["connection_id"]
         events = client.events()
         assert events, f"{client.name} received no events\n{client.describe()}"
         ids = [f.data["event_id"] for f in events]
-        rows = await wait_rows(conn, "SELECT event_id, thread_id, seq, user_id, connection_id FROM deliveries "
-                                     "WHERE event_id = ANY($1::text[])", (ids,),
+        rows = await wait_rows(lambda ids=ids: control.audit_rows(ids),
                                lambda rows, ids=ids: {r["event_id"] for r in rows} >= set(ids),
                                f"the audit log did not record all {len(ids)} events {name} received")
         mine = [r for r in rows if r["connection_id"] == connection_id]
@@ -207,7 +192,7 @@ async def step_audit(context, name, her):
         for row in mine:
             frame = by_id[row["event_id"]]
             assert (row["thread_id"], row["seq"]) == (frame.data["thread_id"], frame.data["seq"]), \
-                f"audit row {dict(row)} does not match the frame {frame.raw[:200]}"
+                f"audit row {row} does not match the frame {frame.raw[:200]}"
         record_figure(context, f"{len(mine)} audit rows for the {len(ids)} events {name} received on {connection_id}")
 
 
@@ -260,8 +245,7 @@ async def step_no_pii_archive(context, name, her):
     run = world.last_run(name)
     await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
     received = {f.data["event_id"] for f in run.client.events(run_id=run.run_id)}
-    conn = await database(world)
-    rows = await wait_rows(conn, "SELECT event_id, payload FROM events WHERE run_id = $1", (run.run_id,),
+    rows = await wait_rows(lambda: world.target.control.archived_events(run.thread_id, run_id=run.run_id),
                            lambda rows: {r["event_id"] for r in rows} >= received,
                            f"the archive did not hold all {len(received)} events of {name}'s run")
     for row in rows:
@@ -355,14 +339,7 @@ async def step_revoked(context, name, her):
     token = world.token_for(world.person(name))
     before = await attempt(world, token)
     assert before == "accepted", f"{name}'s second token was refused before it was revoked: {before!r}"
-    jti = jwt.decode(token, options={"verify_signature": False})["jti"]
-    if not world.target.redis_url:
-        raise AssertionError("revocation is written to the stack's Redis: no redis_url for this stack")
-    redis = aioredis.from_url(world.target.redis_url)
-    try:
-        await redis.set(f"ae:revoked:{jti}", b"1", ex=3600)
-    finally:
-        await redis.aclose()
+    await world.target.control.revoke_token(token, ttl_s=3600)
     world.notes.setdefault("handshakes", {})["revoked"] = await attempt(world, token)
 
 

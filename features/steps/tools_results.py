@@ -6,11 +6,8 @@ helpers are in agentevents.testing.toolcalls. Every Then waits for the run's age
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
-import asyncpg
 import orjson
 from behave import then
 from jsonschema import ValidationError
@@ -21,6 +18,7 @@ from agentevents.testing.figures import record_figure
 from agentevents.testing.limits import CHAT_MESSAGE_LIMIT_KB, LARGE_FILE_FIGURES, LARGE_RESULT_MIN_KB
 from agentevents.testing.matchers import timestamp
 from agentevents.testing.parse_types import register_all
+from agentevents.testing.polling import poll
 from agentevents.testing.toolcalls import (
     LARGE_FIGURE,
     PAY_CARD_PURPOSE,
@@ -400,18 +398,10 @@ async def step_audit(context, name, her):
         raise fail(f"{len(done)} tool completions; the run should have several", events)
     connection_id = next(f.data["connection_id"] for f in run.client.frames if f.type == "connection_established")
     wanted = {f.data["event_id"]: f for f in done}
-    conn = await asyncpg.connect(context.world.target.database_url)
-    try:
-        deadline = time.monotonic() + AUDIT_DEADLINE_S
-        while True:
-            rows = await conn.fetch("SELECT event_id, thread_id, seq, user_id, connection_id FROM deliveries "
-                                    "WHERE event_id = ANY($1::text[])", list(wanted))
-            found = {r["event_id"] for r in rows if r["connection_id"] == connection_id}
-            if found >= set(wanted) or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.1)  # polling the audit table until its batch writer flushed, with a deadline
-    finally:
-        await conn.close()
+    # The audit is written in batches: poll it, with a deadline, until it holds every delivery.
+    rows = await poll(lambda: context.world.target.control.audit_rows(list(wanted)),
+                      lambda rows: {r["event_id"] for r in rows if r["connection_id"] == connection_id} >= set(wanted),
+                      AUDIT_DEADLINE_S, 0.1)
     mine = [r for r in rows if r["connection_id"] == connection_id]
     missing = sorted(set(wanted) - {r["event_id"] for r in mine})
     if missing:
@@ -420,7 +410,7 @@ async def step_audit(context, name, her):
     for r in mine:
         f = wanted[r["event_id"]]
         if (r["user_id"], r["thread_id"], r["seq"]) != (person.user_id, f.data["thread_id"], f.data["seq"]):
-            raise fail(f"audit row {dict(r)} does not match the delivered event #{f.index}", done)
+            raise fail(f"audit row {r} does not match the delivered event #{f.index}", done)
     if len(mine) != len(wanted):
         raise fail(f"{len(mine)} audit rows for {len(wanted)} deliveries on this connection: {mine}", done)
     record_figure(context, f"{len(mine)} tool completions {name} received are audited for connection "

@@ -127,13 +127,16 @@ def test_browsers_authenticate_with_the_subprotocol_and_every_frame_matches_the_
     run(body)
 
 
-def test_replay_falls_back_to_the_archive_when_redis_no_longer_has_the_range(run, target):
+def test_replay_falls_back_to_the_archive_when_redis_no_longer_has_the_range(run):
     import asyncio
 
     import asyncpg
     import redis.asyncio as aioredis
 
     from agentevents.bus import stream_key
+    from agentevents.stack import native
+
+    env = native.stack_env()  # this test of our own stack reads its stores directly
 
     async def body(world):
         alice = await world.connect("Alice")
@@ -142,7 +145,7 @@ def test_replay_falls_back_to_the_archive_when_redis_no_longer_has_the_range(run
         thread_id = accepted.data["thread_id"]
         live = [f.raw for f in alice.events()]
         # Wait (with a deadline) until the archive holds the whole thread, then drop the stream.
-        db = await asyncpg.connect(target.database_url)
+        db = await asyncpg.connect(env["AE_DATABASE_URL"])
         try:
             for _ in range(100):
                 if await db.fetchval("SELECT count(*) FROM events WHERE thread_id = $1", thread_id) == len(live):
@@ -152,7 +155,7 @@ def test_replay_falls_back_to_the_archive_when_redis_no_longer_has_the_range(run
                 raise AssertionError("the archive never held the whole thread")
         finally:
             await db.close()
-        redis = aioredis.from_url(target.redis_url)
+        redis = aioredis.from_url(env["AE_REDIS_URL"])
         try:
             assert await redis.delete(stream_key(thread_id)) == 1
         finally:

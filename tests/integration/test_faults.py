@@ -21,7 +21,7 @@ def test_gateway_killed_mid_run_the_run_finishes_and_the_client_loses_nothing(ru
         run_id, thread_id = accepted.data["run_id"], accepted.data["thread_id"]
         await alice.wait_for(lambda f: f.data.get("data", {}).get("reasoning") == "before 4", 5, "before 4")
 
-        target.control("kill", gateway)
+        await target.control.fault("kill", gateway)
         await alice.wait_closed(5)
         seen = alice.last_seq(thread_id)
 

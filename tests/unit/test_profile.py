@@ -4,6 +4,7 @@ capabilities it can really provide."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import jwt
@@ -39,6 +40,10 @@ def test_the_native_profile_declares_every_capability_and_protocol_only_none():
     ("[capabilities]\ndeclared = ['teleport']", "unknown capability teleport"),
     ("conformance_version = '9'", "this suite speaks '1'"),
     ("[urls]\nwebsocket = 'ws://x'", "unknown key(s) in [urls]: websocket"),
+    ("[control]\nurl = 'http://127.0.0.1:8099'\nsecret = 's'\ntoken = 't'", "unknown key(s) in [control]: token"),
+    ("[control]\nurl = 'http://127.0.0.1:8099'", "[control] needs url and secret"),
+    ("[control]\nurl = 'ws://127.0.0.1:8099'\nsecret = 's'", "is not an http:// or https:// URL"),
+    ("control = 'http://127.0.0.1:8099'", "[control] must be a table"),
     ("name = ", "not valid TOML"),
 ])
 def test_mistakes_in_a_profile_are_one_line(text, expected):
@@ -62,6 +67,13 @@ def test_secrets_come_from_the_environment_and_d_values_override(monkeypatch):
     assert (changed.ws_url, changed.tokens.secret, changed.stack) == ("ws://b/ws", "other", "external")
     with pytest.raises(ProfileError, match="unknown -D stack='moon'"):
         profile.with_overrides({"stack": "moon"})
+
+
+def test_the_control_endpoint_comes_from_its_table_with_the_secret_from_the_environment(monkeypatch):
+    monkeypatch.setenv("THEIR_CONTROL_SECRET", "c" * 40)
+    profile = parse_profile("[control]\nurl = 'http://127.0.0.1:8099'\nsecret = 'env:THEIR_CONTROL_SECRET'\n")
+    assert (profile.control_url, profile.control_secret) == ("http://127.0.0.1:8099", "c" * 40)
+    assert (parse_profile("").control_url, parse_profile("").control_secret) == ("", "")
 
 
 def test_tokens_use_the_profiles_algorithm_issuer_audience_claims_and_permission_names(tmp_path):
@@ -98,6 +110,9 @@ def test_a_target_offers_only_what_it_can_provide():
     assert "fault_control" in docker.capabilities and "archive_query" not in docker.capabilities
     full = StackTarget("native", "ws://x", "s", profile=native, wss_url="wss://x", tls_ca="/ca.pem")
     assert full.capabilities == set(CAPABILITIES)
+    with_endpoint = dataclasses.replace(native, control_url="http://127.0.0.1:8099", control_secret="c" * 40)
+    theirs = StackTarget("external", "ws://x", "s", profile=with_endpoint)
+    assert theirs.capabilities == set(CAPABILITIES) - {"tls"}  # every control capability, through the endpoint
 
 
 def test_a_scenario_lacking_a_capability_is_skipped_with_the_reason():

@@ -1,6 +1,7 @@
 """The compose topology as the stack under test (``-D stack=docker``), controlled through the
 Docker SDK: the same components (postgres, redis, gateway1/2, worker1/2, haproxy) can be killed,
-stopped, started, restarted, paused and resumed as on the native stack."""
+stopped, started, restarted, paused and resumed as on the native stack. Scenarios reach these
+through ``testing.control.DockerControl``."""
 
 from __future__ import annotations
 
@@ -57,3 +58,10 @@ def control(action: str, component: str) -> None:
     if action not in actions:
         raise ValueError(f"unknown action {action!r}")
     actions[action]()
+
+
+def answers(component: str) -> bool:
+    """Whether a component's container runs, unpaused, and reports healthy where it has a check."""
+    state = _container(component).attrs.get("State", {})
+    return bool(state.get("Running")) and not state.get("Paused") \
+        and state.get("Health", {}).get("Status", "healthy") == "healthy"

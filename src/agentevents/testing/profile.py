@@ -2,7 +2,8 @@
 
 A profile names where the backend is (ws/wss URLs, TLS CA), how to sign its test tokens
 (algorithm, key, issuer, audience, claim and permission names), the limits it declares (token
-grace, runs per tier, event budget …) and the capabilities it offers (``testing.capabilities``).
+grace, runs per tier, event budget …), the capabilities it offers (``testing.capabilities``) and,
+optionally, its control endpoint (``[control] url`` and ``secret``, docs/conformance.md §7).
 ``features/targets/*.toml`` holds ours; ``example.toml`` is the commented template for someone
 else's backend. behave's ``-D`` values override single entries (``-D ws_url=…``, ``-D jwt_secret=…``).
 Pure: reading the file is the only I/O.
@@ -16,6 +17,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..protocol.conformance import CONFORMANCE_VERSION
 from .capabilities import unknown
@@ -77,6 +79,8 @@ class Profile:
     tokens: TokenSpec = field(default_factory=TokenSpec)
     limits: Limits = field(default_factory=Limits)
     capabilities: frozenset[str] = frozenset()
+    control_url: str = ""     # the control endpoint ("" = none); secret from the environment (env:NAME)
+    control_secret: str = ""
     path: str = ""
 
     def with_overrides(self, userdata: dict[str, str]) -> Profile:
@@ -120,12 +124,28 @@ def _expand(value: str) -> str:
     return value
 
 
+def _control(table: dict[str, Any], path: str) -> tuple[str, str]:
+    """``[control]``: the endpoint's ``url`` (http or https) and bearer ``secret`` (env:NAME), both or neither."""
+    extra = sorted(set(table) - {"url", "secret"})
+    if extra:
+        raise ProfileError(f"{path}: unknown key(s) in [control]: {', '.join(extra)}")
+    if not table:
+        return "", ""
+    url, secret = table.get("url"), table.get("secret")
+    if not isinstance(url, str) or not isinstance(secret, str):
+        raise ProfileError(f"{path}: [control] needs url and secret, both strings")
+    url = _expand(url)
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+        raise ProfileError(f"{path}: [control] url {url!r} is not an http:// or https:// URL")
+    return url, _expand(secret)
+
+
 def parse_profile(text: str, path: str = "<profile>") -> Profile:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{path}: not valid TOML: {exc}") from None
-    allowed = {"name", "stack", "conformance_version", "urls", "tokens", "limits", "capabilities"}
+    allowed = {"name", "stack", "conformance_version", "urls", "tokens", "limits", "capabilities", "control"}
     extra = sorted(set(data) - allowed)
     if extra:
         raise ProfileError(f"{path}: unknown key(s) {', '.join(extra)}")
@@ -152,12 +172,14 @@ def parse_profile(text: str, path: str = "<profile>") -> Profile:
     strange = unknown(declared)
     if strange:
         raise ProfileError(f"{path}: unknown capability {', '.join(strange)} (see docs/conformance.md)")
+    control_url, control_secret = _control(_table(data, "control", path), path)
     profile = Profile(
         name=str(data.get("name") or Path(path).stem), stack=str(data.get("stack", "external")),
         ws_url=_expand(str(urls.get("ws", ""))), wss_url=_expand(str(urls.get("wss", ""))),
         tls_ca=_expand(str(urls.get("tls_ca", ""))),
         conformance_version=str(data.get("conformance_version", CONFORMANCE_VERSION)),
-        tokens=TokenSpec(**token_values), limits=Limits(**limits), capabilities=frozenset(declared), path=path)
+        tokens=TokenSpec(**token_values), limits=Limits(**limits), capabilities=frozenset(declared),
+        control_url=control_url, control_secret=control_secret, path=path)
     if profile.stack not in STACKS:
         raise ProfileError(f"{path}: stack = {profile.stack!r}: use native, docker, serve or external")
     if profile.conformance_version != CONFORMANCE_VERSION:

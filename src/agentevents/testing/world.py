@@ -1,7 +1,8 @@
 """The world a scenario or test runs in: the stack under test and the people in the scenario.
 
 ``StackTarget`` says where the backend is (native stack, or any external backend speaking the
-protocol) and, for the native stack, can break and heal components. ``World`` gives each
+protocol) and holds its ``control`` (``testing.control``): the one way, besides the protocol, to
+break and heal components and to read what the backend keeps. ``World`` gives each
 scenario fresh users (unique ids), their connected clients, and closes every socket after.
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .client import Frame, RecordingClient
+from .control import Control, ControlError, DockerControl, blocking, control_for
 from .netem import TcpProxy
 from .profile import CONTROL_CAPABILITIES, Limits, Profile, ProfileError, load_profile
 from .tokens import TokenFactory
@@ -39,34 +41,27 @@ class TargetError(Exception):
 @dataclass
 class StackTarget:
     """The backend under test: its profile (``testing.profile``) with the URLs and key filled in,
-    and, for the stacks the suite runs itself, how to start, stop, break and heal them."""
+    its control (chosen by mode unless given: ``control.control_for``) and, for the stacks the
+    suite runs itself, how to start and stop them."""
 
     mode: str
     ws_url: str
     jwt_secret: str
-    redis_url: str | None = None
-    database_url: str | None = None
     started_here: bool = False
     profile: Profile = field(default_factory=lambda: Profile("external"))
     wss_url: str = ""
     tls_ca: str = ""
+    control: Control = field(default=None, repr=False)  # type: ignore[assignment]  # set in __post_init__
 
-    @property
-    def controllable(self) -> bool:
-        return self.mode in ("native", "docker")
-
-    @property
-    def introspectable(self) -> bool:
-        """Can scenarios read this stack's PostgreSQL, Redis and process table?"""
-        return self.mode == "native"
+    def __post_init__(self) -> None:
+        if self.control is None:
+            self.control = control_for(self.mode, self.profile)
 
     @property
     def capabilities(self) -> frozenset[str]:
         """What the profile declares, less what this target cannot provide here: control
-        capabilities need a control implementation (native: all; docker: faults), ``tls`` a wss URL."""
-        provided = set(CONTROL_CAPABILITIES) if self.introspectable else {"fault_control"} if self.controllable \
-            else set()
-        absent = {c for c in CONTROL_CAPABILITIES if c not in provided}
+        capabilities need a control that provides them (``Control.provides``), ``tls`` a wss URL."""
+        absent = set(CONTROL_CAPABILITIES) - self.control.provides()
         if not (self.wss_url and self.tls_ca):
             absent.add("tls")
         return frozenset(self.profile.capabilities - absent)
@@ -91,8 +86,8 @@ class StackTarget:
             from ..stack import native
             env = native.stack_env()
             return cls(mode, profile.ws_url or env["AE_WS_URL"], profile.tokens.secret or env["AE_JWT_SECRET"],
-                       env["AE_REDIS_URL"], env["AE_DATABASE_URL"], profile=profile,
-                       wss_url=profile.wss_url or env["AE_WSS_URL"], tls_ca=profile.tls_ca or env["AE_TLS_CA"])
+                       profile=profile, wss_url=profile.wss_url or env["AE_WSS_URL"],
+                       tls_ca=profile.tls_ca or env["AE_TLS_CA"])
         if mode == "serve":
             from . import serve_stack
             profile = dataclasses.replace(profile, tokens=serve_stack.token_spec(profile))
@@ -108,11 +103,11 @@ class StackTarget:
         if urlsplit(profile.ws_url).scheme not in ("ws", "wss"):
             raise TargetError(f"-D ws_url={profile.ws_url!r} is not a ws:// or wss:// URL")
         if mode == "docker":
-            return cls(mode, profile.ws_url, profile.tokens.secret,
-                       userdata.get("redis_url", "redis://127.0.0.1:6381/0"), userdata.get("database_url"),
-                       profile=profile, wss_url=profile.wss_url, tls_ca=profile.tls_ca)
-        return cls(mode, profile.ws_url, profile.tokens.secret, userdata.get("redis_url"),
-                   userdata.get("database_url"), profile=profile, wss_url=profile.wss_url, tls_ca=profile.tls_ca)
+            control = DockerControl(userdata["redis_url"]) if userdata.get("redis_url") else DockerControl()
+            return cls(mode, profile.ws_url, profile.tokens.secret, profile=profile, wss_url=profile.wss_url,
+                       tls_ca=profile.tls_ca, control=control)
+        return cls(mode, profile.ws_url, profile.tokens.secret, profile=profile, wss_url=profile.wss_url,
+                   tls_ca=profile.tls_ca)
 
     def start(self) -> None:
         """Make sure the backend is there: start a native stack that is not up (and stop it again
@@ -131,6 +126,7 @@ class StackTarget:
             return
         if self.mode != "native":
             self.check_reachable()
+            self.check_control()
             return
         from ..stack import native
         try:
@@ -139,7 +135,7 @@ class StackTarget:
                 self.started_here = True
             elif not all(native.health().values()):
                 self.heal()  # running but hurt (a previous run's fault): mend it, it stays someone else's
-        except SystemExit as exc:  # the stack's own one-line reasons (busy ports, unhealthy component)
+        except (SystemExit, ControlError) as exc:  # the stack's one-line reasons (busy ports, unhealthy component)
             raise TargetError(f"the native stack did not start: {exc}", usage=False) from None
         except (OSError, subprocess.CalledProcessError) as exc:
             raise TargetError(f"the native stack did not start: {exc}; see {native.stack_dir() / 'logs'}",
@@ -154,6 +150,13 @@ class StackTarget:
         except OSError as exc:
             raise TargetError(f"cannot reach {self.ws_url}: {exc.strerror or exc}", usage=False) from None
 
+    def check_control(self) -> None:
+        """The control endpoint, if any, answers and offers what the profile declares."""
+        try:
+            blocking(self.control.check(self.profile))
+        except ControlError as exc:
+            raise TargetError(str(exc), usage=exc.code == "mismatch") from None
+
     def stop(self) -> None:
         if self.mode == "serve":
             serve = getattr(self, "_serve", None)
@@ -167,46 +170,9 @@ class StackTarget:
             from ..stack import native
             native.down()
 
-    def control(self, action: str, component: str) -> None:
-        if not self.controllable:
-            raise RuntimeError(f"stack={self.mode} cannot {action} {component}")
-        if self.mode == "docker":
-            from . import docker_stack
-            docker_stack.control(action, component)
-            return
-        from ..stack import native
-        if native.control(action, component) != 0:
-            raise RuntimeError(f"stack {action} {component} failed")
-
-    def crash(self, component: str) -> None:
-        """Kill a component and keep it down until ``release_restarts`` (on Docker: kill; its
-        restart policy decides)."""
-        if self.mode == "native":
-            from ..stack import native
-            native.crash(component)
-        else:
-            self.control("kill", component)
-
-    def release_restarts(self) -> None:
-        if self.mode == "native":
-            from ..stack import native
-            native.release_restarts()
-
     def heal(self) -> None:
-        """After a fault scenario: every component running and healthy again."""
-        if self.mode == "docker":
-            from . import docker_stack
-            docker_stack.up()
-            return
-        from ..stack import native
-        native.release_restarts()
-        for component in native.INFRA:  # a paused (SIGSTOPped) process is "running" to supervisord
-            try:
-                native.control("resume", component)
-            except (SystemExit, OSError):
-                pass  # not running: up() below starts it
-        if not all(native.health().values()):
-            native.up()
+        """After a fault scenario (from synchronous hooks): every component running and healthy again."""
+        blocking(self.control.heal())
 
     def tokens(self) -> TokenFactory:
         spec = self.profile.tokens
