@@ -24,7 +24,6 @@ register_all()
 
 RUN_TIMEOUT_S = 20
 # After the defined end of what we wait for, how long a stray event would still have to arrive.
-GRACE_S = 0.3
 
 # -- scripted behaviours ---------------------------------------------------------------------
 
@@ -194,8 +193,7 @@ async def step_answer_after_wait(context, name, approved, her):
     run = world.last_run(name)
     asked = await run.client.wait_for(lambda f: f.type == "approval_required" and f.data.get("run_id") == run.run_id,
                                       10, "approval_required")
-    await run.client.request({"type": "ping"})
-    await world.settle(GRACE_S)
+    await world.quiet([run.client])
     went_on = [f for f in run.client.events(run_id=run.run_id) if f.index > asked.index]
     world.notes["approval_wait"] = (asked, went_on)
     await answer_approval(context, name, approved)

@@ -13,7 +13,6 @@ register_all()
 
 RUN_TIMEOUT_S = 20
 # After the defined end of what we wait for, how long a stray event would still have to arrive.
-GRACE_S = 0.3
 
 
 async def finished(context, name):
@@ -90,10 +89,8 @@ async def step_nothing_from(context, name, other):
         await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
     theirs = {r.thread_id for r in world.runs_of(other)}
     deadline_frames = []
+    await world.quiet(world.person(name).clients)  # the defined end: an in-order barrier, then a grace
     for client in world.person(name).clients:
-        # The defined end: a ping answered after the other's runs ended, then a short grace.
-        await client.request({"type": "ping"})
-        await context.world.settle(GRACE_S)
         deadline_frames += [f for f in client.frames if f.data.get("thread_id") in theirs
                             or f.data.get("user_id") == world.person(other).user_id]
     assert_that(deadline_frames, empty())

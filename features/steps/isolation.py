@@ -24,7 +24,6 @@ from agentevents.testing.scripts import register, steps
 register_all()
 
 RUN_TIMEOUT_S = 20
-GRACE_S = 0.3
 
 
 # -- scripted behaviours ------------------------------------------------------------------------
@@ -67,10 +66,8 @@ def _group(context) -> list[str]:
 
 
 async def _quiet(world, client) -> None:
-    """The defined end on one connection: a ping answered, then the grace."""
-    answer = await client.request({"type": "ping"})
-    assert answer.type == "pong", f"{client.name}: ping not answered: {answer.raw}"
-    await world.settle(GRACE_S)
+    """The defined end on one connection: an in-order barrier, then the grace."""
+    await world.quiet([client])
 
 
 async def _all_runs_ended(world, names) -> None:

@@ -27,7 +27,6 @@ from agentevents.testing.scripts import register, steps
 register_all()
 
 RUN_TIMEOUT_S = 20
-GRACE_S = 0.3
 # An expired token's close: the exp claim has whole seconds, the client's clock reads it a little late.
 CLOSE_EARLY_S, CLOSE_LATE_S = 0.25, 2.0
 
@@ -37,9 +36,7 @@ register("cannot be created", lambda: steps(fail_on_init="the model behind this 
 # -- helpers -------------------------------------------------------------------------------------
 
 async def _quiet(world, client) -> None:
-    answer = await client.request({"type": "ping"})
-    assert answer.type == "pong", f"{client.name}: ping not answered: {answer.raw}"
-    await world.settle(GRACE_S)
+    await world.quiet([client])
 
 
 def _established(client: RecordingClient):

@@ -20,7 +20,6 @@ from agentevents.testing.scripts import complete, register, steps
 register_all()
 
 RUN_TIMEOUT_S = 30
-GRACE_S = 0.3
 MATH_EVENTS = ("agent_started", "agent_thinking", "agent_thinking", "tool_executing", "tool_completed",
                "agent_completed")
 DOCUMENT_LINE = "All work and no play makes Jack a dull boy. "
@@ -123,8 +122,7 @@ async def step_exactly_once(context, name, her):
     run = world.last_run(name)
     latest = world.person(name).client
     end = await latest.wait_run_end(run.run_id, RUN_TIMEOUT_S)
-    await latest.request({"type": "ping"})  # the defined end, then a grace for a late duplicate
-    await world.settle(GRACE_S)
+    await world.quiet([latest])  # the defined end, then a grace for a late duplicate
     events = world.events_of(name, run_id=run.run_id)
     assert_that(events, follows_lifecycle())
     assert_that(events, gapless_seqs(start=1))
@@ -205,8 +203,7 @@ async def step_replay_whole(context):
     client: RecordingClient = notes["client"]
     run = world.last_run(notes["person"])
     done = await client.wait_for(lambda f: f.type == "replay_complete", 20, "the end of the replay")
-    await client.request({"type": "ping"})
-    await world.settle(GRACE_S)
+    await world.quiet([client])
     original = run.client.events(thread_id=run.thread_id)
     replayed = client.events(thread_id=run.thread_id)
     assert_that(replayed, gapless_seqs(start=1))
@@ -287,8 +284,7 @@ async def step_whole_run_slow_link(context, name, her):
     world = context.world
     run = world.last_run(name)
     await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
-    await run.client.request({"type": "ping"}, timeout_s=10)
-    await world.settle(GRACE_S)
+    await world.quiet([run.client])
     events = run.client.events(run_id=run.run_id)
     assert_that(events, event_types_exactly(*MATH_EVENTS))
     assert_that(run.client.events(), gapless_seqs(start=1))

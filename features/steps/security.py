@@ -29,7 +29,6 @@ from agentevents.testing.tokens import TokenFactory
 register_all()
 
 RUN_TIMEOUT_S = 30
-GRACE_S = 0.3
 ARCHIVE_DEADLINE_S = 30
 
 for _pronoun in ("her", "his", "their"):
@@ -152,10 +151,9 @@ async def step_no_sql(context, name):
     world = context.world
     run = world.last_run(name)
     end = await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
-    for other in world.runs:  # the defined end: every run over, a ping answered, a short grace
+    for other in world.runs:  # the defined end: every run over, an in-order barrier, a short grace
         await other.client.wait_run_end(other.run_id, RUN_TIMEOUT_S)
-    await run.client.request({"type": "ping"})
-    await world.settle(GRACE_S)
+    await world.quiet([run.client])
     assert_that(sql_events(run.client, run.run_id), empty())
     for frame in world.frames_of(name):
         lowered = frame.raw.lower()
@@ -219,9 +217,7 @@ async def step_no_pii_frames(context, her):
     world = context.world
     for run in world.runs:
         await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
-    for client in [c for p in world.people.values() for c in p.clients]:
-        await client.request({"type": "ping"})
-    await world.settle(GRACE_S)
+    await world.quiet()
     frames = all_frames(world)
     for frame in frames:
         for needle in pii_needles():
@@ -303,8 +299,7 @@ async def step_learns_nothing(context, attacker, victim):
     run = world.last_run(victim)
     await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
     client = world.person(attacker).client
-    await client.request({"type": "ping"})
-    await world.settle(GRACE_S)
+    await world.quiet([client])
     victim_id = world.person(victim).user_id
     assert_that([f for f in client.frames if f.is_event], empty())
     kinds = {f.type for f in client.frames}

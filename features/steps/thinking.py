@@ -24,7 +24,6 @@ from agentevents.testing.scripts import register, steps
 register_all()
 
 RUN_TIMEOUT_S = 20
-GRACE_S = 0.3
 TRUNCATION_MARKER = "…[truncated]"
 
 
@@ -211,9 +210,7 @@ async def step_redacted_markers(context, name):
 async def step_no_originals(context, name):
     world = context.world
     await _thoughts(context, name)
-    for client in world.person(name).clients:
-        await client.request({"type": "ping"})
-    await world.settle(GRACE_S)
+    await world.quiet(world.person(name).clients)
     originals = [*PII.values(), PII["card"].replace(" ", ""), PII["email"].split("@")[0] + "@"]
     leaked = [(o, f) for f in world.frames_of(name) for o in originals if o in f.raw]
     assert not leaked, "originals in frames:\n" + "\n".join(f"  {o!r} in #{f.index} {f.raw[:200]}" for o, f in leaked)

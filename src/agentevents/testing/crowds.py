@@ -12,7 +12,6 @@ from typing import Any
 from .world import World
 
 CROWD_RUN_TIMEOUT_S = 45
-GRACE_S = 0.3
 # How many connections to open at once (a small machine, shared with the stack under test).
 CONNECT_BATCH = 50
 
@@ -49,12 +48,10 @@ async def crowd_finished(world: World) -> None:
 
 
 async def crowd_quiet(world: World) -> None:
-    """The defined end for "nothing else arrives": every run ended, then a ping answered on every
+    """The defined end for "nothing else arrives": every run ended, then an in-order barrier on every
     connection of the crowd, then a short grace."""
     await crowd_finished(world)
-    await asyncio.gather(*(c.request({"type": "ping"}, timeout_s=10)
-                           for name in crowd(world) for c in world.person(name).clients))
-    await world.settle(GRACE_S)
+    await world.quiet([c for name in crowd(world) for c in world.person(name).clients])
 
 
 def completion_times(world: World) -> list[float]:

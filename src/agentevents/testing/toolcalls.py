@@ -15,7 +15,6 @@ from .client import Frame, describe
 
 RUN_TIMEOUT_S = 20
 # After the defined end of what we wait for, how long a stray event would still have to arrive.
-GRACE_S = 0.3
 
 # -- what the scripted agents use, and the checks compare with -----------------------------
 EMAIL = "jane.roe@example.com"
@@ -109,8 +108,5 @@ async def run_events(context, name: str) -> tuple[Any, list[Frame], Frame]:
 
 
 async def defined_end(context, name: str) -> None:
-    """After the run ended: a ping answered on each connection, then a short grace."""
-    for client in context.world.person(name).clients:
-        if client.connected:
-            await client.request({"type": "ping"})
-    await context.world.settle(GRACE_S)
+    """After the run ended: an in-order barrier on each open connection, then a short grace."""
+    await context.world.quiet([c for c in context.world.person(name).clients if c.connected])
