@@ -7,85 +7,21 @@ import asyncio
 import re
 import time
 from collections import Counter
-from typing import Any
 
 from behave import given, then, when
 from hamcrest import assert_that, equal_to
 
+from agentevents.testing.behaviours.completion import FIRST_SENTENCE, FULL_SUMMARY
 from agentevents.testing.client import Frame, describe
 from agentevents.testing.figures import record_figure
 from agentevents.testing.matchers import timestamp
 from agentevents.testing.measures import human
 from agentevents.testing.parse_types import register_all
-from agentevents.testing.scripts import complete, register, script_for, steps
+from agentevents.testing.scripts import script_for
+from agentevents.testing.steps_support import RUN_TIMEOUT_S, answer_approval, approval_request, runs_ended
 from agentevents.testing.world import Run
 
 register_all()
-
-RUN_TIMEOUT_S = 20
-# After the defined end of what we wait for, how long a stray event would still have to arrive.
-
-# -- scripted behaviours ---------------------------------------------------------------------
-
-FULL_SUMMARY = ("Compared three suppliers on price and delivery time. Supplier B is cheapest overall. "
-                "Orders can be placed from Monday.")
-FIRST_SENTENCE = "Compared three suppliers on price and delivery time."
-
-
-def _quiet(seconds: float) -> dict[str, Any]:
-    return steps({"think": "Waiting for the report to be ready."}, {"sleep": seconds})
-
-
-for _verb in ("works", "work"):
-    register(_verb + " quietly for {seconds:g} seconds", _quiet)
-    register(_verb + " quietly for {seconds:g} second", _quiet)
-
-
-def _thinks_and_calculates(thoughts: int, calculations: int) -> dict[str, Any]:
-    items: list[dict[str, Any]] = []
-    for i in range(max(thoughts, calculations)):
-        if i < thoughts:
-            items.append({"think": f"Considering part {i + 1} of the bill."})
-        if i < calculations:
-            items.append({"tool": "calculator", "params": {"expression": f"{i + 2}*7"}, "purpose": "add up a part"})
-    return steps(*items)
-
-
-register("thinks {thoughts:d} times and uses the calculator {calculations:d} times", _thinks_and_calculates)
-
-register("summarises its work in three sentences",
-         lambda: steps({"think": "Comparing the suppliers."},
-                       complete(result={"cheapest": "Supplier B"}, summary=FULL_SUMMARY)))
-
-register("calculates a total, then overruns a {limit:g}-second limit",
-         lambda limit: steps({"think": "Adding up the invoices."},
-                             {"tool": "calculator", "params": {"expression": "120+80+45"},
-                              "purpose": "total of the invoices"},
-                             {"think": "Now checking every invoice against the ledger."},
-                             {"sleep": 30}, timeout_s=limit))
-
-register("hits a failing tool, then succeeds with another one",
-         lambda: steps({"think": "Fetching today's exchange rate."},
-                       {"tool": "fail", "params": {"code": "upstream_unavailable",
-                                                   "message": "the rate service is down"}},
-                       {"think": "The rate service failed; computing the amount from the stored rate instead."},
-                       {"tool": "calculator", "params": {"expression": "100*1.08"}, "purpose": "convert the amount"}))
-
-register("needs her approval to transfer money",
-         lambda: steps({"think": "Preparing a transfer of 100 EUR to Bob."},
-                       {"approval": "May I transfer 100 EUR to Bob?", "timeout_s": 15},
-                       {"tool": "calculator", "params": {"expression": "100+2.5"},
-                        "purpose": "transfer the amount with its fee"}))
-
-register("books two items, fails the payment, rolls back and retries",
-         lambda: steps({"think": "Booking the flight and the hotel, then paying."},
-                       {"tool": "calculator", "params": {"expression": "2*150"}, "purpose": "book the flight"},
-                       {"tool": "calculator", "params": {"expression": "3*80"}, "purpose": "book the hotel"},
-                       {"tool": "fail", "params": {"code": "payment_declined", "message": "the card was declined"}},
-                       {"rollback": "payment declined"},
-                       {"think": "Retrying the whole booking with the backup card."},
-                       {"tool": "calculator", "params": {"expression": "2*150+3*80"},
-                        "purpose": "book flight and hotel together"}))
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -94,12 +30,6 @@ def expect(condition: bool, problem: str, frames: list[Frame]) -> None:
     """Fail with the problem and the frames received."""
     if not condition:
         raise AssertionError(f"{problem}\n{describe(frames)}")
-
-
-async def ended(context, name: str, run: Run | None = None) -> tuple[Run, dict[str, Any], list[Frame]]:
-    """A run once its agent_completed arrived: the run, the completion's data, the run's events."""
-    run, end, events = await context.world.finished(name, run, RUN_TIMEOUT_S)
-    return run, end.data["data"], events
 
 
 def of_type(events: list[Frame], event_type: str) -> list[Frame]:
@@ -166,23 +96,12 @@ async def step_one_more(context, name):
 
 @when("all of {name:Person}'s runs have finished")
 async def step_all_finished(context, name):
-    for run in context.world.runs_of(name):
-        await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    await runs_ended(context.world.runs_of(name))
 
 
 @when("{name:Person}'s run has finished")
 async def step_run_finished(context, name):
-    await ended(context, name)
-
-
-async def answer_approval(context, name: str, approved: bool) -> None:
-    run = context.world.last_run(name)
-    asked = await run.client.wait_for(lambda f: f.type == "approval_required" and f.data.get("run_id") == run.run_id,
-                                      10, "approval_required")
-    answer = await run.client.request({"type": "respond", "run_id": run.run_id,
-                                       "approval_id": asked.data["data"]["approval_id"], "approved": approved})
-    expect(answer.type == "respond_accepted", f"the answer to the approval was refused: {answer.raw}",
-           run.client.frames)
+    await context.world.finished(name)
 
 
 @when("{name:Person} {approved:Answer} the agent's request once it has waited for {her:Possessive} answer")
@@ -191,12 +110,11 @@ async def step_answer_after_wait(context, name, approved, her):
     between the approval request and a ping answered after it (plus a grace)."""
     world = context.world
     run = world.last_run(name)
-    asked = await run.client.wait_for(lambda f: f.type == "approval_required" and f.data.get("run_id") == run.run_id,
-                                      10, "approval_required")
+    asked = await approval_request(run)
     await world.quiet([run.client])
     went_on = [f for f in run.client.events(run_id=run.run_id) if f.index > asked.index]
     world.notes["approval_wait"] = (asked, went_on)
-    await answer_approval(context, name, approved)
+    await answer_approval(run, approved)
 
 
 @when('{name:Person} asks the data analyst "{message}" while the database is paused')
@@ -215,7 +133,8 @@ async def step_analyst_without_database(context, name, message):
 
 @then("the summary of {name:Person}'s completion names the calculation {she:Pronoun} saw and its answer {value:d}")
 async def step_summary_describes(context, name, she, value):
-    _run, done, events = await ended(context, name)
+    _run, end, events = await context.world.finished(name)
+    done = end.data["data"]
     calls = of_type(events, "tool_executing")
     expect(len(calls) == 1, f"expected one calculation, saw {len(calls)} tool calls", events)
     expression = calls[0].data["data"]["parameters"]["expression"]
@@ -226,7 +145,8 @@ async def step_summary_describes(context, name, she, value):
 
 @then("{name:Person}'s completion counts exactly the tool calls and events that reached {her:Objective}")
 async def step_counts_match(context, name, her):
-    _run, done, events = await ended(context, name)
+    _run, end, events = await context.world.finished(name)
+    done = end.data["data"]
     started = of_type(events, "tool_executing")
     finished = of_type(events, "tool_completed")
     expect(len(started) >= 1, "the run used no tool, so its tool count proves nothing", events)
@@ -239,14 +159,16 @@ async def step_counts_match(context, name, her):
 
 @then('{name:Person}\'s research answer mentions "{text}"')
 async def step_answer_mentions(context, name, text):
-    _run, done, events = await ended(context, name)
+    _run, end, events = await context.world.finished(name)
+    done = end.data["data"]
     answer = (done.get("result") or {}).get("answer") if isinstance(done.get("result"), dict) else None
     expect(isinstance(answer, str) and text in answer, f"answer {answer!r} does not mention {text!r}", events)
 
 
 @then("{name:Person}'s completion cites the knowledge-base sources {her:Possessive} search found")
 async def step_cites_sources(context, name, her):
-    _run, done, events = await ended(context, name)
+    _run, end, events = await context.world.finished(name)
+    done = end.data["data"]
     searches = [f for f in tool_results(events) if f.data["data"]["tool_name"] == "search"]
     expect(len(searches) == 1 and searches[0].data["data"]["status"] == "success",
            "expected one successful search", events)
@@ -260,7 +182,8 @@ async def step_cites_sources(context, name, her):
 
 @then("{name:Person}'s completion suggests what to do next")
 async def step_follow_up(context, name):
-    _run, done, events = await ended(context, name)
+    _run, end, events = await context.world.finished(name)
+    done = end.data["data"]
     follow_up = done.get("follow_up")
     expect(isinstance(follow_up, list) and len(follow_up) >= 1
            and all(isinstance(s, str) and s.strip() for s in follow_up),
@@ -269,7 +192,8 @@ async def step_follow_up(context, name):
 
 @then("{name:Person}'s completion suggests starting the {agent:Agent} agent next")
 async def step_follow_up_agent(context, name, agent):
-    _run, done, events = await ended(context, name)
+    _run, end, events = await context.world.finished(name)
+    done = end.data["data"]
     follow_up = done.get("follow_up")
     expect(isinstance(follow_up, list) and any(isinstance(s, str) and agent in s for s in follow_up),
            f"follow_up {follow_up!r} does not suggest the {agent} agent", events)
@@ -280,7 +204,8 @@ async def step_follow_up_agent(context, name, agent):
 @then("{name:Person}'s run reports a duration of at least {minimum:Duration}, within {tolerance:Duration} "
       "of the time between its first and last event")
 async def step_duration(context, name, minimum, tolerance):
-    _run, done, events = await ended(context, name)
+    _run, end, events = await context.world.finished(name)
+    done = end.data["data"]
     span_ms = (timestamp(events[-1]) - timestamp(events[0])).total_seconds() * 1000
     reported = done.get("duration_ms")
     record_figure(context, f"{name}'s run reported {reported} ms; its first to last event {span_ms:.0f} ms apart "
@@ -321,7 +246,8 @@ async def step_new_runs(context, name):
 
 @then("{name:Person}'s completion explains that no source was found")
 async def step_no_source(context, name):
-    _run, done, events = await ended(context, name)
+    _run, end, events = await context.world.finished(name)
+    done = end.data["data"]
     searches = [f for f in tool_results(events) if f.data["data"]["tool_name"] == "search"]
     expect(len(searches) == 1 and searches[0].data["data"]["status"] == "success"
            and searches[0].data["data"]["result"] == [],
@@ -341,14 +267,16 @@ async def step_iterations(context, name):
            "expected two runs in one thread", frames)
     iterations = []
     for run in runs:
-        _run, done, _events = await ended(context, name, run)
+        _run, end, _events = await context.world.finished(name, run)
+        done = end.data["data"]
         iterations.append(done.get("iteration"))
     assert_that(iterations, equal_to([1, 2]), describe(frames))
 
 
 @then("{name:Person}'s completion lists {names} as contributors")
 async def step_contributors(context, name, names):
-    _run, done, events = await ended(context, name)
+    _run, end, events = await context.world.finished(name)
+    done = end.data["data"]
     wanted = sorted(re.split(r",\s*|\s+and\s+", names.strip()))
     listed = done.get("contributors")
     expect(isinstance(listed, list) and sorted(listed) == wanted,
@@ -357,7 +285,8 @@ async def step_contributors(context, name, names):
 
 @then("every contributor authored events {name:Person} received, and no one else did")
 async def step_contributors_authored(context, name):
-    run, done, events = await ended(context, name)
+    run, end, events = await context.world.finished(name)
+    done = end.data["data"]
     listed = set(done.get("contributors") or [])
     expect(bool(listed), "the completion lists no contributors", events)
     authors = Counter(f.data.get("agent_name") for f in events
@@ -372,7 +301,8 @@ async def step_contributors_authored(context, name):
 
 @then("{name:Person}'s completion assesses its quality with a confidence between 0 and 1 and a method")
 async def step_quality(context, name):
-    _run, done, events = await ended(context, name)
+    _run, end, events = await context.world.finished(name)
+    done = end.data["data"]
     expect(done.get("status") == "completed", f"the run ended {done.get('status')}", events)
     quality = done.get("quality")
     expect(isinstance(quality, dict), f"quality is {quality!r}", events)
@@ -385,7 +315,8 @@ async def step_quality(context, name):
 
 @then("{name:Person}'s summary is one sentence, personalised for {her:Possessive} summary style")
 async def step_brief_summary(context, name, her):
-    _run, done, events = await ended(context, name)
+    _run, end, events = await context.world.finished(name)
+    done = end.data["data"]
     expect(done.get("summary") == FIRST_SENTENCE,
            f"summary {done.get('summary')!r} is not the one-sentence {FIRST_SENTENCE!r}", events)
     expect(done.get("personalized_for") == ["summary_style"],
@@ -394,14 +325,16 @@ async def step_brief_summary(context, name, her):
 
 @then("{name:Person}'s summary is the agent's full summary, not personalised")
 async def step_full_summary(context, name):
-    _run, done, events = await ended(context, name)
+    _run, end, events = await context.world.finished(name)
+    done = end.data["data"]
     expect(done.get("summary") == FULL_SUMMARY, f"summary {done.get('summary')!r} is not the full summary", events)
     expect("personalized_for" not in done, f"personalized_for is {done.get('personalized_for')!r}", events)
 
 
 @then("{name:Person}'s completion records what was learned from its best source")
 async def step_learnings(context, name):
-    _run, done, events = await ended(context, name)
+    _run, end, events = await context.world.finished(name)
+    done = end.data["data"]
     learnings = done.get("learnings")
     expect(isinstance(learnings, list) and len(learnings) >= 1
            and all(isinstance(x, str) and x.strip() for x in learnings),
@@ -415,7 +348,8 @@ async def step_learnings(context, name):
 
 @then("the metrics in {name:Person}'s completion equal the events, tool calls and time {she:Pronoun} received")
 async def step_metrics(context, name, she):
-    _run, done, events = await ended(context, name)
+    _run, end, events = await context.world.finished(name)
+    done = end.data["data"]
     metrics = done.get("metrics")
     expect(isinstance(metrics, dict), f"metrics is {metrics!r}", events)
     before = events[:-1]
@@ -441,7 +375,7 @@ async def step_metrics(context, name, she):
 
 @then("the last event before {name:Person}'s completion is an error the run cannot recover from")
 async def step_fatal_error(context, name):
-    _run, _done, events = await ended(context, name)
+    _run, _end, events = await context.world.finished(name)
     expect(len(events) >= 2 and events[-2].type == "agent_error", "no agent_error right before the completion",
            events)
     expect(events[-2].data["data"].get("recoverable") is False, "the error is marked recoverable", events)
@@ -449,7 +383,8 @@ async def step_fatal_error(context, name):
 
 @then('{name:Person}\'s completion reports the error code "{code}" that {she:Pronoun} was shown')
 async def step_error_code(context, name, code, she):
-    _run, done, events = await ended(context, name)
+    _run, end, events = await context.world.finished(name)
+    done = end.data["data"]
     shown = [f.data["data"].get("code") for f in of_type(events, "agent_error")]
     expect(shown == [code], f"errors shown: {shown}, expected [{code!r}]", events)
     error = done.get("error") or {}
@@ -458,7 +393,8 @@ async def step_error_code(context, name, code, she):
 
 @then("{name:Person}'s completion carries the partial result produced before the limit, promptly")
 async def step_partial_result(context, name):
-    run, done, events = await ended(context, name)
+    run, end, events = await context.world.finished(name)
+    done = end.data["data"]
     calcs = [f for f in tool_results(events) if f.data["data"]["tool_name"] == "calculator"]
     expect(len(calcs) == 1 and calcs[0].data["data"]["status"] == "success", "expected one calculation", events)
     produced = calcs[0].data["data"]["result"]
@@ -475,7 +411,8 @@ async def step_partial_result(context, name):
 
 @then("{name:Person}'s completion names the database as unavailable and keeps the rest of the analysis")
 async def step_database_unavailable(context, name):
-    _run, done, events = await ended(context, name)
+    _run, end, events = await context.world.finished(name)
+    done = end.data["data"]
     sql = [f.data["data"] for f in tool_results(events) if f.data["data"]["tool_name"] == "sql_query"]
     expect(len(sql) == 1 and sql[0]["status"] != "success", "expected one failed SQL call", events)
     expect(done.get("unavailable") == ["database"], f"unavailable is {done.get('unavailable')!r}", events)
@@ -487,7 +424,8 @@ async def step_database_unavailable(context, name):
 
 @then("{name:Person}'s completion records the tool errors {she:Pronoun} saw as recovered from")
 async def step_recovered(context, name, she):
-    _run, done, events = await ended(context, name)
+    _run, end, events = await context.world.finished(name)
+    done = end.data["data"]
     seen = recovered_codes(events)
     expect(len(seen) >= 1, "no error was shown, so there was nothing to recover from", events)
     expect(sorted(done.get("recovered_from") or []) == sorted(seen),
@@ -511,7 +449,8 @@ async def step_asked(context, name, her):
 
 
 async def approval_listed(context, name: str, approved: bool) -> None:
-    run, done, events = await ended(context, name)
+    run, end, events = await context.world.finished(name)
+    done = end.data["data"]
     asked = of_type(events, "approval_required")
     expect(len(asked) == 1, f"{len(asked)} approval requests", events)
     listed = done.get("approvals")
@@ -534,7 +473,7 @@ async def step_approval_declined(context, name, she):
 
 @then("the agent did no work after {name:Person} answered")
 async def step_no_work_after_decline(context, name):
-    _run, _done, events = await ended(context, name)
+    _run, _end, events = await context.world.finished(name)
     asked = [i for i, f in enumerate(events) if f.type == "approval_required"]
     expect(len(asked) == 1, "expected one approval request", events)
     after = [f.type for f in events[asked[0] + 1:]]
@@ -543,7 +482,7 @@ async def step_no_work_after_decline(context, name):
 
 @then("the agent made the transfer after {name:Person} answered")
 async def step_transfer_after_approval(context, name):
-    _run, _done, events = await ended(context, name)
+    _run, _end, events = await context.world.finished(name)
     asked = [i for i, f in enumerate(events) if f.type == "approval_required"]
     expect(len(asked) == 1, "expected one approval request", events)
     before = [f for f in events[:asked[0]] if f.type.startswith("tool_")]
@@ -555,7 +494,7 @@ async def step_transfer_after_approval(context, name):
 
 @then("{name:Person} sees each booking undone, newest first, after the failed payment")
 async def step_rolled_back(context, name):
-    _run, _done, events = await ended(context, name)
+    _run, _end, events = await context.world.finished(name)
     results = [f.data["data"] for f in tool_results(events)]
     failures = [i for i, r in enumerate(results) if r["status"] == "error"]
     expect(len(failures) == 1, f"expected one failed step, got {len(failures)}", events)

@@ -7,18 +7,11 @@ from agentevents.testing.figures import record_figure
 from agentevents.testing.matchers import follows_lifecycle, gapless_seqs, has_envelope, only_events_of
 from agentevents.testing.measures import human
 from agentevents.testing.parse_types import register_all
+from agentevents.testing.steps_support import runs_ended
 from agentevents.testing.stories import assert_story, error_instead_of_start, story, thoughts_between_start_and_end
 
 register_all()
 
-RUN_TIMEOUT_S = 20
-# After the defined end of what we wait for, how long a stray event would still have to arrive.
-
-
-async def finished(context, name):
-    """The person's last run, once its agent_completed has arrived, and its events."""
-    run, _end, events = await context.world.finished(name, timeout_s=RUN_TIMEOUT_S)
-    return run, events
 
 
 @then("{name:Person} receives {event:EventType} within {limit:Duration}")
@@ -33,51 +26,49 @@ async def step_receives_within(context, name, event, limit):
 
 @then("{name:Person} sees the agent {phrase}, in that order")
 async def step_story(context, name, phrase):
-    _run, events = await finished(context, name)
+    _run, _end, events = await context.world.finished(name)
     assert_story(events, story(phrase), f"the agent {phrase}")
 
 
 @then("{name:Person} sees {n:d} thoughts, one for each step, between the start and the end of {her:Possessive} run")
 async def step_thoughts_between(context, name, n, her):
-    _run, events = await finished(context, name)
+    _run, _end, events = await context.world.finished(name)
     assert_story(events, thoughts_between_start_and_end(n), f"{n} thoughts between the start and the end")
 
 
 @then("{name:Person} sees an error instead of a start, and then the end of {her:Possessive} run")
 async def step_error_instead_of_start(context, name, her):
-    _run, events = await finished(context, name)
+    _run, _end, events = await context.world.finished(name)
     assert_story(events, error_instead_of_start(), "an error instead of a start")
 
 
 @then("{name:Person}'s run follows the lifecycle")
 async def step_lifecycle(context, name):
-    _run, events = await finished(context, name)
+    _run, _end, events = await context.world.finished(name)
     assert_that(events, follows_lifecycle())
 
 
 @then("{name:Person}'s events are numbered without gaps or repeats")
 async def step_gapless(context, name):
-    await finished(context, name)
+    await context.world.finished(name)
     assert_that(context.world.events_of(name), gapless_seqs())
 
 
 @then("every event {name:Person} received has the full envelope for {her:Possessive} conversation")
 async def step_envelope(context, name, her):
-    run, events = await finished(context, name)
+    run, _end, events = await context.world.finished(name)
     assert_that(events, has_envelope(user_id=context.world.person(name).user_id, thread_id=run.thread_id))
 
 
 @then("{name:Person}'s run completes with status {status:Status}")
 async def step_status(context, name, status):
-    run, _events = await finished(context, name)
-    end = await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    _run, end, _events = await context.world.finished(name)
     assert_that(end.data["data"]["status"], equal_to(status))
 
 
 @then("{name:Person}'s run completes with result {value:d}")
 async def step_result(context, name, value):
-    run, _events = await finished(context, name)
-    end = await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    _run, end, _events = await context.world.finished(name)
     assert_that(end.data["data"]["status"], equal_to("completed"))
     assert_that(end.data["data"]["result"], equal_to(value))
 
@@ -85,8 +76,7 @@ async def step_result(context, name, value):
 @then("{name:Person} receives nothing from {other:Person}'s conversations")
 async def step_nothing_from(context, name, other):
     world = context.world
-    for run in world.runs_of(other):
-        await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    await runs_ended(world.runs_of(other))
     theirs = {r.thread_id for r in world.runs_of(other)}
     deadline_frames = []
     await world.quiet(world.person(name).clients)  # the defined end: an in-order barrier, then a grace

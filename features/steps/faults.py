@@ -9,23 +9,22 @@ never a bare sleep.
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import orjson
 from behave import then, when
 from hamcrest import assert_that, equal_to, is_not
 
-from agentevents.testing.client import HandshakeRefused, describe
+from agentevents.testing.client import Frame, HandshakeRefused, describe
 from agentevents.testing.figures import record_figure
 from agentevents.testing.matchers import timestamp
 from agentevents.testing.measures import human
 from agentevents.testing.parse_types import register_all
-from agentevents.testing.polling import poll
+from agentevents.testing.polling import poll, retry_until
+from agentevents.testing.steps_support import FAULT_RUN_TIMEOUT_S, last_seqs, resume
 
 register_all()
 
-RUN_TIMEOUT_S = 40
 RECOVERY_S = 60
 ARCHIVE_DEADLINE_S = 40
 
@@ -41,27 +40,6 @@ async def wait_thoughts(world, name: str, count: int) -> None:
         f"{count} thoughts of {name}'s agent")
 
 
-async def until(check, what: str, timeout_s: float = RECOVERY_S, on_slow=None) -> float:
-    """Retry ``check`` (an async callable returning truthy) until it succeeds; returns the time taken.
-    ``on_slow`` runs once, half way to the deadline (e.g. ask the supervisor to start it)."""
-    started = time.monotonic()
-    nudged = False
-    last_error: Exception | None = None
-    while True:
-        try:
-            if await check():
-                return time.monotonic() - started
-        except Exception as exc:  # not back yet
-            last_error = exc
-        elapsed = time.monotonic() - started
-        if on_slow is not None and not nudged and elapsed > timeout_s / 2:
-            nudged = True
-            await on_slow()
-        if elapsed > timeout_s:
-            raise AssertionError(f"{what} did not come back within {timeout_s:g}s (last error: {last_error})")
-        await asyncio.sleep(0.2)
-
-
 # -- PostgreSQL (T112) ------------------------------------------------------------------------
 
 @when("the database is killed while {name:Person}'s agent is thinking")
@@ -75,8 +53,8 @@ async def step_kill_postgres(context, name):
 @when("the database comes back")
 async def step_postgres_back(context):
     world = context.world
-    took = await until(lambda: world.target.control.answers("postgres"), "PostgreSQL",
-                       on_slow=lambda: control(world, "start", "postgres"))
+    took = await retry_until(lambda: world.target.control.answers("postgres"), "PostgreSQL", RECOVERY_S,
+                             on_slow=lambda: control(world, "start", "postgres"))
     world.notes["outage_to"] = time.time()
     record_figure(context, f"the database answered again {human(took)} after it was killed")
 
@@ -84,8 +62,7 @@ async def step_postgres_back(context):
 @then("the archive holds every event of {name:Person}'s run, as delivered")
 async def step_archive_complete(context, name):
     world = context.world
-    run = world.last_run(name)
-    await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    run, _end, _events = await world.finished(name, timeout_s=FAULT_RUN_TIMEOUT_S)
     events = world.events_of(name, run_id=run.run_id)
     delivered = {f.data["event_id"]: f for f in events}
     # The outage must have overlapped the run, or this proves nothing.
@@ -125,8 +102,8 @@ async def step_redis_down_for(context, outage):
 async def step_redis_back(context):
     world = context.world
     await world.target.control.release_restarts()
-    took = await until(lambda: world.target.control.answers("redis"), "Redis",
-                       on_slow=lambda: control(world, "start", "redis"))
+    took = await retry_until(lambda: world.target.control.answers("redis"), "Redis", RECOVERY_S,
+                             on_slow=lambda: control(world, "start", "redis"))
     world.notes["outage_to"] = time.time()
     record_figure(context, f"the message bus answered again {human(took)} after it was let restart")
 
@@ -149,14 +126,10 @@ async def step_resume_same(context, name):
     client = world.person(name).client
     threads = {r.thread_id for r in world.runs_of(name)}
 
-    async def resumed() -> bool:
-        last = {t: client.last_seq(t) for t in threads}
-        answer = await client.request({"type": "resume", "threads": last})
-        if answer.type != "resumed":
-            raise AssertionError(f"resume answered {answer.raw}")
-        return True
+    async def resumed() -> Frame:
+        return await resume(client, {t: client.last_seq(t) for t in threads})
 
-    await until(resumed, f"{name}'s resume", timeout_s=30)
+    await retry_until(resumed, f"{name}'s resume", timeout_s=30)
 
 
 # -- a worker (T114) --------------------------------------------------------------------------
@@ -180,8 +153,7 @@ async def step_restart_worker(context, name):
 @then("{name:Person}'s run finished before its worker exited")
 async def step_finished_first(context, name):
     world = context.world
-    run = world.last_run(name)
-    end = await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    run, end, _events = await world.finished(name, timeout_s=FAULT_RUN_TIMEOUT_S)
     exited = world.notes["worker_exited_at"]
     record_figure(context, f"{name}'s run ended {human(exited - end.at)} before {world.notes['worker']} exited")
     assert end.at <= exited, f"the run ended {(end.at - exited) * 1000:.0f} ms after its worker exited"
@@ -206,8 +178,7 @@ async def step_kill_gateway(context, name):
 @when("{name:Person} reconnects through the load balancer and catches up")
 async def step_reconnect_lb(context, name):
     world = context.world
-    threads = {r.thread_id for r in world.runs_of(name)}
-    last = {t: max((f.data["seq"] for f in world.events_of(name, thread_id=t)), default=0) for t in threads}
+    last = last_seqs(world, name)
     attempts = 0
 
     async def connected() -> bool:
@@ -219,12 +190,11 @@ async def step_reconnect_lb(context, name):
             raise AssertionError(f"reconnect attempt {attempts}: {exc}") from None
         return True
 
-    took = await until(connected, f"{name}'s connection", timeout_s=20)
+    took = await retry_until(connected, f"{name}'s connection", timeout_s=20)
     client = world.person(name).client
     record_figure(context, f"{name} reconnected after {attempts} attempt(s) in {human(took)}, now on "
                            f"{client.frames[0].data['server_id']}")
-    answer = await client.request({"type": "resume", "threads": last})
-    assert answer.type == "resumed", f"resume refused: {answer.raw}"
+    await resume(client, last)
 
 
 @then("{name:Person} is now served by the other gateway")

@@ -13,36 +13,17 @@ import parse
 from behave import given, then, when
 from hamcrest import assert_that, empty, equal_to, has_length
 
+from agentevents.testing.behaviours import isolation as _isolation_behaviours  # noqa: F401  (registers them)
 from agentevents.testing.client import describe
 from agentevents.testing.crowds import connect_many
 from agentevents.testing.figures import record_figure
 from agentevents.testing.matchers import follows_lifecycle, gapless_seqs, only_events_of
 from agentevents.testing.measures import human, percentile, spread
 from agentevents.testing.parse_types import register_all
-from agentevents.testing.scripts import register, steps
+from agentevents.testing.steps_support import RUN_TIMEOUT_S, runs_ended
 
 register_all()
 
-RUN_TIMEOUT_S = 20
-
-
-# -- scripted behaviours ------------------------------------------------------------------------
-
-def agent_thought(agent: str, i: int, n: int) -> str:
-    """What the named agent thinks at step i of n: its name is in the text, so a mix-up shows."""
-    return f"{agent} thought {i} of {n}"
-
-
-def _thinks_as(n: int, agent: str, pause: float) -> dict:
-    items: list[dict] = []
-    for i in range(1, n + 1):
-        items.append({"think": agent_thought(agent, i, n), "agent": agent})
-        if i < n:
-            items.append({"sleep": pause})
-    return steps(*items)
-
-
-register('thinks {n:d} times as "{agent}", {pause:g} seconds apart', _thinks_as)
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -68,11 +49,6 @@ def _group(context) -> list[str]:
 async def _quiet(world, client) -> None:
     """The defined end on one connection: an in-order barrier, then the grace."""
     await world.quiet([client])
-
-
-async def _all_runs_ended(world, names) -> None:
-    runs = [r for n in names for r in world.runs_of(n)]
-    await asyncio.gather(*(r.client.wait_run_end(r.run_id, RUN_TIMEOUT_S) for r in runs))
 
 
 # -- several devices of one user -----------------------------------------------------------------
@@ -109,7 +85,7 @@ async def step_device_only_own(context, name, device):
     client = _device(context, name, device)
     own = [r for r in world.runs_of(name) if r.client is client]
     assert own, f"{name} started nothing from her {device}"
-    await _all_runs_ended(world, [name])
+    await runs_ended(world.runs_of(name))
     for other in _devices(context, name).values():
         await _quiet(world, other)
     threads = {r.thread_id for r in own}
@@ -136,8 +112,7 @@ async def step_device_unfollows(context, name, device):
     client = _device(context, name, device)
     thread_id = world.last_run(name).thread_id
     # Whatever the earlier run still sends must have reached the device before it stops following.
-    for run in world.runs_of(name):
-        await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    await runs_ended(world.runs_of(name))
     answer = await client.request({"type": "unsubscribe", "thread_id": thread_id})
     assert answer.type == "unsubscribed", f"unsubscribe refused: {answer.raw}"
     assert answer.data.get("was_subscribed") is True, f"the {device} was not following the thread: {answer.raw}"
@@ -180,8 +155,7 @@ async def step_device_nothing(context, name, device):
     _followed, after = _followed_runs(context, name, device)
     assert after, f"no run was asked after the {device} stopped following"
     since = world.notes["unfollowed_at"][(name, device)][0]
-    for run in after:
-        await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    await runs_ended(after)
     await _quiet(world, client)
     leaked = [f for f in client.frames[since:] for run in after
               if f.data.get("thread_id") == run.thread_id or f.data.get("run_id") == run.run_id]
@@ -227,7 +201,7 @@ async def step_two_ask_at_once(context, first, second, agent, message):
 @then("neither {first:Person} nor {second:Person} sees any identifier of the other's runs")
 async def step_no_identifiers(context, first, second):
     world = context.world
-    await _all_runs_ended(world, [first, second])
+    await runs_ended(world.runs_of(first) + world.runs_of(second))
     for name in (first, second):
         for client in world.person(name).clients:
             await _quiet(world, client)
@@ -258,7 +232,7 @@ async def step_distinct_runs(context, name, n):
 @then("each of {name:Person}'s runs receives exactly one agent_started, in its own conversation")
 async def step_one_started_each(context, name):
     world = context.world
-    await _all_runs_ended(world, [name])
+    await runs_ended(world.runs_of(name))
     for client in world.person(name).clients:
         await _quiet(world, client)
     for run in world.runs_of(name):
@@ -289,7 +263,7 @@ async def step_two_agents_at_once(context, name, first, m1, second, m2):
 @then("every event of {name:Person}'s runs is labelled with its own conversation")
 async def step_labelled(context, name):
     world = context.world
-    await _all_runs_ended(world, [name])
+    await runs_ended(world.runs_of(name))
     runs = world.runs_of(name)
     assert len({r.thread_id for r in runs}) == len(runs), "two runs share a conversation"
     thread_of = {r.run_id: r.thread_id for r in runs}
@@ -375,7 +349,7 @@ async def step_p95(context, limit):
 async def step_group_one_started(context):
     world = context.world
     names = _group(context)
-    await _all_runs_ended(world, names)
+    await runs_ended(r for n in names for r in world.runs_of(n))
     for name in names:
         run = world.last_run(name)
         await _quiet(world, run.client)
@@ -390,7 +364,7 @@ async def step_group_one_started(context):
 async def step_group_nothing_of_others(context):
     world = context.world
     names = _group(context)
-    await _all_runs_ended(world, names)
+    await runs_ended(r for n in names for r in world.runs_of(n))
     for name in names:
         for client in world.person(name).clients:
             await _quiet(world, client)
@@ -408,8 +382,7 @@ async def step_group_nothing_of_others(context):
 async def step_group_complete(context):
     world = context.world
     for name in _group(context):
-        run = world.last_run(name)
-        await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+        run, _end, _events = await world.finished(name)
         events = run.client.events(run_id=run.run_id)
         assert_that(events, follows_lifecycle())
         assert_that(events, gapless_seqs(start=1))
@@ -423,7 +396,7 @@ async def step_overlap(context, name):
     world = context.world
     runs = world.runs_of(name)
     assert len(runs) == 2, f"{name} started {len(runs)} runs, not 2"
-    await _all_runs_ended(world, [name])
+    await runs_ended(world.runs_of(name))
     spans = []
     for run in runs:
         thoughts = run.client.events(run_id=run.run_id, types=("agent_thinking",))
@@ -437,7 +410,7 @@ async def step_overlap(context, name):
 async def step_thoughts_attributed(context, name):
     world = context.world
     runs = world.runs_of(name)
-    await _all_runs_ended(world, [name])
+    await runs_ended(world.runs_of(name))
     pattern = parse.compile("{agent} thought {i:d} of {n:d}")
     authors = {}
     for run in runs:

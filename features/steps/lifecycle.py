@@ -23,10 +23,10 @@ from agentevents.testing.netem import TcpProxy
 from agentevents.testing.parse_types import register_all
 from agentevents.testing.polling import poll
 from agentevents.testing.scripts import register, steps
+from agentevents.testing.steps_support import RUN_TIMEOUT_S, reconnect_and_resume, runs_ended
 
 register_all()
 
-RUN_TIMEOUT_S = 20
 # An expired token's close: the exp claim has whole seconds, the client's clock reads it a little late.
 CLOSE_EARLY_S, CLOSE_LATE_S = 0.25, 2.0
 
@@ -81,8 +81,7 @@ async def step_schema(context, event, name):
 
     from agentevents.protocol.schemas import validate_server_frame
     world = context.world
-    for run in world.runs_of(name):
-        await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    await runs_ended(world.runs_of(name))
     frames = [f for f in world.events_of(name) if f.type == event]
     assert frames, f"{name} received no {event}\n{world.person(name).client.describe()}"
     for frame in frames:
@@ -97,8 +96,7 @@ async def step_schema(context, event, name):
 
 @then("the error tells {name:Person} that the agent could not start")
 async def step_init_failed(context, name):
-    run = context.world.last_run(name)
-    end = await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    run, end, _events = await context.world.finished(name)
     errors = run.client.events(run_id=run.run_id, types=("agent_error",))
     assert_that(errors, has_length(1), run.client.describe())
     data = errors[0].data["data"]
@@ -165,8 +163,7 @@ async def step_mistake_started_nothing(context, name):
     world = context.world
     refused = _answer(context, name)
     assert refused.type == "error", f"the mistaken request was not refused: {refused.raw}"
-    for run in world.runs_of(name):
-        await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    await runs_ended(world.runs_of(name))
     for client in world.person(name).clients:
         await _quiet(world, client)
     known = {r.run_id for r in world.runs_of(name)}
@@ -314,20 +311,14 @@ async def step_reconnect_proxy(context, name, her):
     world = context.world
     proxy = world.notes["proxies"][name]
     target = urlsplit(world.target.ws_url)
-    threads = {r.thread_id for r in world.runs_of(name)}
-    last = {t: max((f.data["seq"] for f in world.events_of(name, thread_id=t)), default=0) for t in threads}
-    client = await world.connect(name, url=proxy.url(scheme=target.scheme, path=target.path))
-    answer = await client.request({"type": "resume", "threads": last})
-    assert answer.type == "resumed", f"resume refused: {answer.raw}"
+    await reconnect_and_resume(world, name, url=proxy.url(scheme=target.scheme, path=target.path))
 
 
 @when("{name:Person} reconnects and resumes {her:Possessive} conversation from the very beginning")
 async def step_resume_from_zero(context, name, her):
     world = context.world
     run = world.last_run(name)
-    client = await world.connect(name)
-    answer = await client.request({"type": "resume", "threads": {run.thread_id: 0}})
-    assert answer.type == "resumed", f"resume refused: {answer.raw}"
+    client = await reconnect_and_resume(world, name, {run.thread_id: 0})
     world.notes.setdefault("new_connection", {})[name] = client
 
 
@@ -418,8 +409,7 @@ async def step_resume_postgres(context, name):
 @then("the archive holds every event of {name:Person}'s run, exactly as {she:Pronoun} received it")
 async def step_archive(context, name, she):
     world = context.world
-    run = world.last_run(name)
-    await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    run, _end, _events = await world.finished(name)
     received = {f.data["seq"]: f.raw for f in run.client.events(run_id=run.run_id)}
 
     async def archived() -> dict[int, str]:

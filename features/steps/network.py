@@ -16,10 +16,10 @@ from agentevents.testing.matchers import event_types_exactly, follows_lifecycle,
 from agentevents.testing.measures import human
 from agentevents.testing.parse_types import register_all
 from agentevents.testing.scripts import complete, register, steps
+from agentevents.testing.steps_support import SLOW_RUN_TIMEOUT_S, last_seqs
 
 register_all()
 
-RUN_TIMEOUT_S = 30
 MATH_EVENTS = ("agent_started", "agent_thinking", "agent_thinking", "tool_executing", "tool_completed",
                "agent_completed")
 DOCUMENT_LINE = "All work and no play makes Jack a dull boy. "
@@ -102,8 +102,7 @@ async def step_carries_on(context, name, she):
 @when("{name:Person} reconnects and asks twice to catch up from the same point")
 async def step_resume_twice(context, name):
     world = context.world
-    threads = {r.thread_id for r in world.runs_of(name)}
-    last = {t: max((f.data["seq"] for f in world.events_of(name, thread_id=t)), default=0) for t in threads}
+    last = last_seqs(world, name)
     client = await world.connect(name)
     since = len(client.frames)
     first = await client.send({"type": "resume", "threads": last})
@@ -121,7 +120,7 @@ async def step_exactly_once(context, name, her):
     world = context.world
     run = world.last_run(name)
     latest = world.person(name).client
-    end = await latest.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    end = await latest.wait_run_end(run.run_id, SLOW_RUN_TIMEOUT_S)
     await world.quiet([latest])  # the defined end, then a grace for a late duplicate
     events = world.events_of(name, run_id=run.run_id)
     assert_that(events, follows_lifecycle())
@@ -150,7 +149,7 @@ async def step_missed_on_new(context, name, she):
     run = world.last_run(name)
     latest = world.person(name).client
     cut = world.notes["cut_at_seq"]
-    await latest.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    await latest.wait_run_end(run.run_id, SLOW_RUN_TIMEOUT_S)
     got = [f.data["seq"] for f in latest.events(run_id=run.run_id)]
     assert got and got[0] == cut + 1, f"the new connection started at seq {got[:1]}, not after {cut}\n" \
                                       f"{latest.describe()}"
@@ -165,8 +164,7 @@ async def step_missed_on_new(context, name, she):
       "at once pinging and sending a malformed request")
 async def step_replay_and_ping(context, name):
     world = context.world
-    run = world.last_run(name)
-    await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    run, _end, _events = await world.finished(name, timeout_s=SLOW_RUN_TIMEOUT_S)
     client = await world.connect(name)
     notes = world.notes.setdefault("overtake", {})
     notes["resume"] = await client.send({"type": "resume", "threads": {run.thread_id: 0}})
@@ -257,7 +255,7 @@ async def step_document_compressed(context, kb, name):
     world = context.world
     run = world.last_run(name)
     client = run.client
-    await client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    await client.wait_run_end(run.run_id, SLOW_RUN_TIMEOUT_S)
     messages = wire_messages(bytes(world.link_of(name).wire.to_client))
     assert len(messages) >= len(client.frames), \
         f"{len(messages)} messages on the wire for {len(client.frames)} frames received"
@@ -282,8 +280,7 @@ async def step_document_compressed(context, kb, name):
 @then("{name:Person} receives {her:Possessive} whole run, complete and in order")
 async def step_whole_run_slow_link(context, name, her):
     world = context.world
-    run = world.last_run(name)
-    await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    run, _end, _events = await world.finished(name, timeout_s=SLOW_RUN_TIMEOUT_S)
     await world.quiet([run.client])
     events = run.client.events(run_id=run.run_id)
     assert_that(events, event_types_exactly(*MATH_EVENTS))

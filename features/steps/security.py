@@ -9,9 +9,7 @@ target's control (``agentevents.testing.control``).
 
 from __future__ import annotations
 
-import asyncio
 import ssl
-import time
 from urllib.parse import urlsplit
 
 from behave import given, then, when
@@ -24,11 +22,17 @@ from agentevents.testing.measures import human
 from agentevents.testing.parse_types import register_all
 from agentevents.testing.polling import poll
 from agentevents.testing.scripts import complete, register, steps
+from agentevents.testing.steps_support import (
+    SLOW_RUN_TIMEOUT_S,
+    answer_approval,
+    approval_id,
+    approval_request,
+    runs_ended,
+)
 from agentevents.testing.tokens import TokenFactory
 
 register_all()
 
-RUN_TIMEOUT_S = 30
 ARCHIVE_DEADLINE_S = 30
 
 for _pronoun in ("her", "his", "their"):
@@ -97,8 +101,7 @@ def question_and_token(world, name: str) -> tuple[bytes, bytes]:
       "nor {her:Possessive} token")
 async def step_no_plaintext(context, name, her):
     world = context.world
-    run = world.last_run(name)
-    await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    run, _end, _events = await world.finished(name, timeout_s=SLOW_RUN_TIMEOUT_S)
     question, token = question_and_token(world, name)
     wire = world.link_of(name).wire
     seen = bytes(wire.to_server) + bytes(wire.to_client)
@@ -115,8 +118,7 @@ async def step_no_plaintext(context, name, her):
 @then("the recording of {name:Person}'s plain link shows {her:Possessive} question and {her:Possessive} token")
 async def step_plaintext_control(context, name, her):
     world = context.world
-    run = world.last_run(name)
-    await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    run, _end, _events = await world.finished(name, timeout_s=SLOW_RUN_TIMEOUT_S)
     question, token = question_and_token(world, name)
     wire = world.link_of(name).wire
     record_figure(context, f"{wire.total:,} bytes recorded on {name}'s plain link")
@@ -133,8 +135,7 @@ def sql_events(client: RecordingClient, run_id: str) -> list:
 
 @then("{name:Person} sees the SQL query and the rows it returned")
 async def step_sees_sql(context, name):
-    run = context.world.last_run(name)
-    end = await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    run, end, _events = await context.world.finished(name, timeout_s=SLOW_RUN_TIMEOUT_S)
     calls = sql_events(run.client, run.run_id)
     assert [f.type for f in calls] == ["tool_executing", "tool_completed"], \
         f"{name} did not see one SQL call\n{run.client.describe()}"
@@ -149,10 +150,9 @@ async def step_sees_sql(context, name):
 @then("{name:Person} sees no SQL call and no database rows")
 async def step_no_sql(context, name):
     world = context.world
-    run = world.last_run(name)
-    end = await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    run, end, _events = await world.finished(name, timeout_s=SLOW_RUN_TIMEOUT_S)
     for other in world.runs:  # the defined end: every run over, an in-order barrier, a short grace
-        await other.client.wait_run_end(other.run_id, RUN_TIMEOUT_S)
+        await other.client.wait_run_end(other.run_id, SLOW_RUN_TIMEOUT_S)
     await world.quiet([run.client])
     assert_that(sql_events(run.client, run.run_id), empty())
     for frame in world.frames_of(name):
@@ -170,8 +170,7 @@ async def step_no_sql(context, name):
 async def step_audit(context, name, her):
     world = context.world
     person = world.person(name)
-    for run in world.runs_of(name):
-        await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    await runs_ended(world.runs_of(name), SLOW_RUN_TIMEOUT_S)
     control = world.target.control
     for client in person.clients:
         connection_id = client.frames[0].data["connection_id"]
@@ -215,8 +214,7 @@ def pii_needles() -> list[str]:
 @then("no frame that any connection received contains {her:Possessive} personal data")
 async def step_no_pii_frames(context, her):
     world = context.world
-    for run in world.runs:
-        await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    await runs_ended(world.runs, SLOW_RUN_TIMEOUT_S)
     await world.quiet()
     frames = all_frames(world)
     for frame in frames:
@@ -238,8 +236,7 @@ async def step_redaction_markers(context, name, her):
 @then("the archive of {name:Person}'s run holds every event and none of {her:Possessive} personal data")
 async def step_no_pii_archive(context, name, her):
     world = context.world
-    run = world.last_run(name)
-    await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    run, _end, _events = await world.finished(name, timeout_s=SLOW_RUN_TIMEOUT_S)
     received = {f.data["event_id"] for f in run.client.events(run_id=run.run_id)}
     rows = await wait_rows(lambda: world.target.control.archived_events(run.thread_id, run_id=run.run_id),
                            lambda rows: {r["event_id"] for r in rows} >= received,
@@ -256,27 +253,22 @@ async def step_no_pii_archive(context, name, her):
 async def step_hijack(context, attacker, victim):
     world = context.world
     run = world.last_run(victim)
-    asked = await run.client.wait_for(lambda f: f.type == "approval_required" and f.data["run_id"] == run.run_id,
-                                      10, f"{victim}'s approval request")
-    approval_id = asked.data["data"]["approval_id"]
+    asked = await approval_request(run, f"{victim}'s approval request")
     client = world.person(attacker).client
     attempts = {
         "subscribe": {"type": "subscribe", "thread_id": run.thread_id, "since_seq": 0},
         "resume": {"type": "resume", "threads": {run.thread_id: 0}},
         "cancel": {"type": "cancel_agent", "run_id": run.run_id},
-        "respond": {"type": "respond", "run_id": run.run_id, "approval_id": approval_id, "approved": False},
+        "respond": {"type": "respond", "run_id": run.run_id, "approval_id": approval_id(asked),
+                    "approved": False},
     }
     world.notes["hijack"] = {what: await client.request(message) for what, message in attempts.items()}
 
 
 @when("{name:Person} approves {her:Possessive} agent's request")
 async def step_approve(context, name, her):
-    run = context.world.last_run(name)
-    asked = await run.client.wait_for(lambda f: f.type == "approval_required" and f.data["run_id"] == run.run_id,
-                                      10, "the approval request")
-    answer = await run.client.request({"type": "respond", "run_id": run.run_id,
-                                       "approval_id": asked.data["data"]["approval_id"], "approved": True})
-    assert answer.type == "respond_accepted", f"{name}'s own answer was refused: {answer.raw}"
+    await answer_approval(context.world.last_run(name), True, f"{name}'s own answer was refused",
+                          "the approval request")
 
 
 @then("every one of {attacker:Person}'s attempts is refused as forbidden")
@@ -296,8 +288,7 @@ async def step_hijack_refused(context, attacker):
 @then("{attacker:Person} learns nothing about {victim:Person}'s run")
 async def step_learns_nothing(context, attacker, victim):
     world = context.world
-    run = world.last_run(victim)
-    await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    run, _end, _events = await world.finished(victim, timeout_s=SLOW_RUN_TIMEOUT_S)
     client = world.person(attacker).client
     await world.quiet([client])
     victim_id = world.person(victim).user_id
@@ -313,8 +304,7 @@ async def step_learns_nothing(context, attacker, victim):
 
 @then("{name:Person}'s run records {her:Possessive} own approval")
 async def step_own_approval(context, name, her):
-    run = context.world.last_run(name)
-    end = await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    run, end, _events = await context.world.finished(name, timeout_s=SLOW_RUN_TIMEOUT_S)
     approvals = end.data["data"].get("approvals") or []
     assert [a.get("approved") for a in approvals] == [True], f"the run records approvals {approvals}: {end.raw}"
     assert_that(run.client.events(run_id=run.run_id), follows_lifecycle())
@@ -365,7 +355,7 @@ async def step_refresh_kept(context, name, her):
     run = world.last_run(name)
     client = run.client
     expires = client.frames[0].data["token_expires_at"]
-    end = await client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    end = await client.wait_run_end(run.run_id, SLOW_RUN_TIMEOUT_S)
     record_figure(context, f"{name}'s run ended {human(end.wall - expires)} after {her} first token expired, "
                            "on the same connection")
     grace = world.target.limits.token_grace_s
@@ -419,25 +409,23 @@ async def step_slowed(context, name):
     for frame in limited:
         assert frame.data.get("details", {}).get("retry_after_ms", 0) > 0, f"no retry_after_ms in {frame.raw}"
     # Honour the advised wait, then the connection serves again.
-    deadline = time.monotonic() + 5
-    while True:
+    async def ping():
         mark = len(client.frames)
         rid = await client.send({"type": "ping"})
-        answer = await client.wait_for(lambda f, rid=rid: (f.type == "pong" and f.data.get("request_id") == rid)
-                                       or (f.type == "error" and f.data.get("code") == "rate_limited"),
-                                       5, "an answer to a ping after the flood", mark)
-        if answer.type == "pong":
-            break
-        assert time.monotonic() < deadline, f"{name} is not served again\n{client.describe()}"
-        await asyncio.sleep(answer.data.get("details", {}).get("retry_after_ms", 100) / 1000)
+        return await client.wait_for(lambda f: (f.type == "pong" and f.data.get("request_id") == rid)
+                                     or (f.type == "error" and f.data.get("code") == "rate_limited"),
+                                     5, "an answer to a ping after the flood", mark)
+
+    answer = await poll(ping, lambda a: a.type == "pong", 5,
+                        lambda a: a.data.get("details", {}).get("retry_after_ms", 100) / 1000)
+    assert answer.type == "pong", f"{name} is not served again\n{client.describe()}"
     assert client.connected, f"{name} was disconnected: {client.close_code} {client.close_reason}"
 
 
 @then("{name:Person}'s agent is stopped at the free tier's budget of {budget:d} events "
       "and {her:Possessive} run ends degraded")
 async def step_budget(context, name, budget, her):
-    run = context.world.last_run(name)
-    end = await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    run, end, _events = await context.world.finished(name, timeout_s=SLOW_RUN_TIMEOUT_S)
     events = run.client.events(run_id=run.run_id)
     record_figure(context, f"{len(events):,} events delivered before {name}'s agent was stopped — budget {budget:,}")
     assert_that(end.data["data"]["status"], equal_to("degraded"))

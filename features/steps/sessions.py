@@ -3,6 +3,7 @@
 from behave import given, when
 
 from agentevents.testing.parse_types import register_all
+from agentevents.testing.steps_support import reconnect_and_resume
 
 register_all()
 
@@ -19,9 +20,4 @@ async def step_drop(context, name):
 
 @when("{name:Person} reconnects and resumes {her:Possessive} conversations")
 async def step_reconnect_resume(context, name, her):
-    world = context.world
-    threads = {r.thread_id for r in world.runs_of(name)}
-    last = {t: max((f.data["seq"] for f in world.events_of(name, thread_id=t)), default=0) for t in threads}
-    client = await world.connect(name)
-    answer = await client.request({"type": "resume", "threads": last})
-    assert answer.type == "resumed", f"resume refused: {answer.raw}"
+    await reconnect_and_resume(context.world, name)

@@ -14,131 +14,38 @@ from datetime import datetime
 from behave import given, then
 from hamcrest import assert_that, equal_to, has_length
 
+from agentevents.testing.behaviours.thinking import (
+    DRAFT,
+    ERROR,
+    LONG_THOUGHTS,
+    PII,
+    RECOVERY,
+    STRUCTURED,
+    WRITINGS,
+    first_sentence,
+    long_thought,
+    reasoning_step,
+)
 from agentevents.testing.client import describe
 from agentevents.testing.figures import record_figure
 from agentevents.testing.matchers import follows_lifecycle, gapless_seqs
 from agentevents.testing.measures import human
 from agentevents.testing.parse_types import register_all
-from agentevents.testing.scripts import register, steps
+from agentevents.testing.steps_support import RUN_TIMEOUT_S, runs_ended
 
 register_all()
 
-RUN_TIMEOUT_S = 20
 TRUNCATION_MARKER = "…[truncated]"
 
 
-# -- what the scripted agents think --------------------------------------------------------------
-
-def numbered_thought(i: int, n: int) -> str:
-    return f"Thought {i} of {n}: weighing the next step."
-
-
-def reasoning_step(i: int, n: int) -> str:
-    return f"Step {i} of {n}: " + ("understand the question", "gather the facts", "compare the options",
-                                   "check the numbers", "write the answer")[(i - 1) % 5] + "."
-
-
-WRITINGS = {
-    "Japanese": "東京の天気を確認しています。明日は晴れの予報です。",
-    "Arabic": "أقوم بتحليل البيانات الآن، ثم سأكتب الملخص.",
-    "German": "Die Größe der Straße überrascht mich: äöü ÄÖÜ ß, und ein Café (cafe\u0301).",
-    "emoji": "Fertig 🎉 👩🏽‍💻 🇩🇪 ❤️ 🧑‍🤝‍🧑",
-}
-
-PII = {"email": "jane.doe@example.com", "card": "4111 1111 1111 1111",
-       "token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJqYW5lLWRvZSJ9.c2lnbmF0dXJlLXZhbHVl"}
-PII_THOUGHT = (f"The customer {PII['email']} paid with card {PII['card']} and sent the access token "
-               f"{PII['token']} by mistake.")
-
-STRUCTURED = {
-    "phase": "comparison",
-    "items": [{"name": "Plan A", "monthly_cost": 29.99, "fits": True, "tags": ["roaming", "5G"]},
-              {"name": "Plan B", "monthly_cost": 19.5, "fits": False, "notes": None},
-              {"name": "Plan Ç", "monthly_cost": 0, "fits": True, "tags": []}],
-    "conclusion": {"choice": "Plan A", "confidence": 0.82, "reasons": ["coverage", "price"], "ranked": [1, 3, 2]},
-}
-
-ERROR_BEFORE = "Looking up today's exchange rate."
-ERROR = {"code": "source_unavailable", "message": "the exchange-rate service did not answer"}
-RECOVERY = "Recovering: the rate service is down, so I use yesterday's cached rate instead."
-
-DRAFT = {"draft": "Paris is the capital of France.", "confidence": 0.6}
-
-LONG_THOUGHTS = (
-    "I compared the three phone plans. The second one is cheaper. It also includes roaming in the EU.",
-    "Next I checked the contract terms. Two plans need 24 months. Only the third can be cancelled monthly.",
-    "My recommendation is the third plan. It costs a little more. It keeps you free to leave.",
-)
-
-
-def long_thought(n: int) -> str:
-    """n characters of varied prose, without digits (so no redaction rule applies)."""
-    words = ("the agent keeps reasoning about the question and writes down every consideration "
-             "it finds relevant, one after another, ").split()
-    out, i = [], 0
-    while sum(len(w) + 1 for w in out) < n + 1:
-        out.append(words[i % len(words)])
-        i += 1
-    return " ".join(out)[:n]
-
-
-def first_sentence(text: str) -> str:
-    return text.split(". ")[0].rstrip(".") + "."
-
-
-def _thinks_apart(n: int, pause: float) -> dict:
-    items: list[dict] = []
-    for i in range(1, n + 1):
-        items.append({"think": numbered_thought(i, n)})
-        if i < n:
-            items.append({"sleep": pause})
-    return steps(*items)
-
-
-def _every(every: int, total: int) -> dict:
-    items: list[dict] = [{"think": "Update 0: starting the long analysis."}]
-    for i in range(1, total // every + 1):
-        items += [{"sleep": every}, {"think": f"Update {i}: still analysing, {i * every} s in."}]
-    return steps(*items)
-
-
-register("thinks once", lambda: steps({"think": "A single, short thought."}))
-register("thinks {n:d} times, {pause:g} seconds apart", _thinks_apart)
-register("thinks every {every:d} seconds for {total:d} seconds", _every)
-register("thinks {n:d} times in a quick burst", lambda n: steps({"burst": n, "text": "burst thought"}))
-register("thinks {n:d} times as fast as it can", lambda n: steps({"burst": n, "text": "update"}))
-register("reasons in {n:d} steps", lambda n: steps(*({"think": reasoning_step(i, n)} for i in range(1, n + 1))))
-for _writing, _text in WRITINGS.items():
-    register(f"reasons in {_writing}", lambda text=_text: steps({"think": text}))
-register("reasons about a customer's email, card number and access token",
-         lambda: steps({"think": PII_THOUGHT}))
-register("reasons with structured details",
-         lambda: steps({"think": "Comparing the plans side by side.", "metadata": STRUCTURED}))
-register("hits an error while reasoning and recovers",
-         lambda: steps({"think": ERROR_BEFORE}, {"error": ERROR}, {"think": RECOVERY},
-                       {"complete": {"status": "completed", "result": {"rate": 1.08}, "summary": "Converted."}}))
-register("drafts an answer, then works past its {limit:d}-second limit",
-         lambda limit: steps({"think": "Drafting a first answer."}, {"partial": DRAFT}, {"sleep": limit + 10},
-                             timeout_s=limit))
-register("has a {n:d}-character thought", lambda n: steps({"think": long_thought(n)}))
-register("reasons at length", lambda: steps(*({"think": t} for t in LONG_THOUGHTS)))
-
-
 # -- helpers --------------------------------------------------------------------------------------
-
-async def _finished(context, name, timeout_s: float = RUN_TIMEOUT_S):
-    run = context.world.last_run(name)
-    end = await run.client.wait_run_end(run.run_id, timeout_s)
-    return run, run.client.events(run_id=run.run_id), end
-
 
 async def _thoughts(context, name, timeout_s: float = RUN_TIMEOUT_S):
     """Every thought of every run of the person, once all of them ended (in receive order)."""
     world = context.world
     runs = world.runs_of(name)
     assert runs, f"{name} started no run"
-    for run in runs:
-        await run.client.wait_run_end(run.run_id, timeout_s)
+    await runs_ended(runs, timeout_s)
     ids = {r.run_id for r in runs}
     return [f for f in world.events_of(name) if f.type == "agent_thinking" and f.data.get("run_id") in ids]
 
@@ -295,7 +202,7 @@ async def step_last_coalesced(context, name, n):
     assert isinstance(last.get("coalesced"), int) and last["coalesced"] > 1, \
         f"the last thought stands for {last.get('coalesced')!r} updates: {thoughts[-1].raw}"
     assert_that(last["reasoning"], equal_to(f"update {n}"), describe(thoughts))
-    _run, events, _end = await _finished(context, name)
+    _run, _end, events = await context.world.finished(name)
     types = [f.type for f in events]
     assert types[-2:] == ["agent_thinking", "agent_completed"], \
         f"the last thought is not right before the end: {types[-3:]}\n{describe(events)}"
@@ -378,8 +285,7 @@ async def step_thought_latency(context, name, her, limit):
 
 @then("{name:Person}'s connection stays open for the whole run")
 async def step_stays_open(context, name):
-    run = context.world.last_run(name)
-    await run.client.wait_run_end(run.run_id, 120)
+    run, _end, _events = await context.world.finished(name, timeout_s=120)
     answer = await run.client.request({"type": "ping"})
     assert answer.type == "pong" and run.client.connected, \
         f"the connection closed: {run.client.close_code} {run.client.close_reason}"
@@ -388,7 +294,7 @@ async def step_stays_open(context, name):
 
 @then("every one of {name:Person}'s {n:d} thoughts arrives, none more than {gap:Duration} after the previous one")
 async def step_regular_updates(context, name, n, gap):
-    run, events, _end = await _finished(context, name, 120)
+    run, _end, events = await context.world.finished(name, timeout_s=120)
     thoughts = [f for f in events if f.type == "agent_thinking"]
     assert_that(len(thoughts), equal_to(n), describe(events))
     assert_that([f.data["data"]["reasoning"].split(":")[0] for f in thoughts],
@@ -402,7 +308,7 @@ async def step_regular_updates(context, name, n, gap):
 
 @then("{name:Person}'s run is stopped with status timeout within {slack:Duration} after its {limit:d}-second limit")
 async def step_timeout_prompt(context, name, slack, limit):
-    _run, events, end = await _finished(context, name, limit + 30)
+    _run, end, events = await context.world.finished(name, timeout_s=limit + 30)
     assert_that(end.data["data"]["status"], equal_to("timeout"), describe(events))
     took = end.at - events[0].at
     record_figure(context, f"{name}'s run stopped {human(took - limit)} after its {limit}-second limit "
@@ -425,7 +331,7 @@ async def step_timeout_partial(context):
 
 @then("the error tells {name:Person} the agent can carry on")
 async def step_error_recoverable(context, name):
-    _run, events, end = await _finished(context, name)
+    _run, end, events = await context.world.finished(name)
     errors = [f for f in events if f.type == "agent_error"]
     assert_that(errors, has_length(1), describe(events))
     data = errors[0].data["data"]
@@ -459,7 +365,7 @@ async def step_concise(context, name):
     thoughts = await _thoughts(context, name)
     got = [(f.data["data"]["reasoning"], f.data["data"]["metadata"].get("style")) for f in thoughts]
     assert_that(got, equal_to([(first_sentence(t), "concise") for t in LONG_THOUGHTS]), describe(thoughts))
-    _run, _events, end = await _finished(context, name)
+    _run, end, _events = await context.world.finished(name)
     assert "thinking_style" in (end.data["data"].get("personalized_for") or []), \
         f"the completion does not say it was personalized: {end.raw[:400]}"
 

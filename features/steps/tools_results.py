@@ -31,7 +31,6 @@ from agentevents.testing.toolcalls import (
     completion,
     data,
     fail,
-    run_events,
     the_call,
 )
 
@@ -43,7 +42,7 @@ AUDIT_DEADLINE_S = 10
 @then("{name:Person}'s {tool_name:Tool} completion has its name, call id, status, result, duration, metadata and "
       "tool version")
 async def step_completion_fields(context, name, tool_name):
-    _run, events, _end = await run_events(context, name)
+    _run, _end, events = await context.world.finished(name)
     call = the_call(events, (0, tool_name))
     d = data(completion(events, call))
     checks = {"tool_name": d.get("tool_name") == tool_name,
@@ -59,7 +58,7 @@ async def step_completion_fields(context, name, tool_name):
 
 @then("{name:Person}'s tool events validate against the published schemas")
 async def step_tool_schemas(context, name):
-    _run, events, _end = await run_events(context, name)
+    _run, _end, events = await context.world.finished(name)
     tools = [f for f in events if f.type in ("tool_executing", "tool_completed")]
     if not any(f.type == "tool_completed" for f in tools):
         raise fail("no tool_completed to validate", events)
@@ -72,7 +71,7 @@ async def step_tool_schemas(context, name):
 
 @then("every tool call {name:Person} saw announced completes exactly once, afterwards, with the same call id")
 async def step_pairing(context, name):
-    _run, events, end = await run_events(context, name)
+    _run, end, events = await context.world.finished(name)
     calls = calls_of(events)
     if len(calls) < 4:
         raise fail(f"only {len(calls)} tool calls in a multi-tool run", events)
@@ -94,7 +93,7 @@ async def step_pairing(context, name):
 @then("{name:Person}'s {tool_name:Tool} call reports a duration between {low:d} and {high:d} ms that agrees with "
       "its event times")
 async def step_duration(context, name, tool_name, low, high):
-    _run, events, _end = await run_events(context, name)
+    _run, _end, events = await context.world.finished(name)
     call = the_call(events, (0, tool_name))
     done = completion(events, call)
     duration = data(done).get("duration_ms")
@@ -115,7 +114,7 @@ def _file_result(events: list[Frame]) -> Frame:
 
 @then("{name:Person} receives the first figures of the file, and how many there are in all")
 async def step_summarized(context, name):
-    _run, events, _end = await run_events(context, name)
+    _run, _end, events = await context.world.finished(name)
     done = _file_result(events)
     d = data(done)
     result = d.get("result")
@@ -139,7 +138,7 @@ async def step_summarized(context, name):
 
 @then("the file's result reaches {name:Person} in a message small enough for a chat screen")
 async def step_frame_size(context, name):
-    _run, events, _end = await run_events(context, name)
+    _run, _end, events = await context.world.finished(name)
     done = _file_result(events)
     size = len(done.raw.encode())
     record_figure(context, f"the file's result reached {name} in a {size / 1024:.1f} KB message "
@@ -150,7 +149,7 @@ async def step_frame_size(context, name):
 
 @then("{name:Person}'s {which:ToolCall} call succeeds with an empty result and no error")
 async def step_empty(context, name, which):
-    _run, events, _end = await run_events(context, name)
+    _run, _end, events = await context.world.finished(name)
     d = data(completion(events, the_call(events, which)))
     if d.get("status") != "success" or d.get("result") != [] or "error" in d:
         raise fail(f"{which[1]} ended {d.get('status')!r} with {d.get('result')!r} and error {d.get('error')!r}",
@@ -160,7 +159,7 @@ async def step_empty(context, name, which):
 @then("{name:Person} receives {n:d} progress updates with partial results, in order, before the {tool_name:Tool} "
       "completes")
 async def step_batch_progress(context, name, n, tool_name):
-    _run, events, _end = await run_events(context, name)
+    _run, _end, events = await context.world.finished(name)
     call = the_call(events, (0, tool_name))
     done = completion(events, call)
     cid = data(call)["tool_call_id"]
@@ -180,7 +179,7 @@ async def step_batch_progress(context, name, n, tool_name):
 
 @then("{name:Person}'s tool result says it is in the {expected} format")
 async def step_format(context, name, expected):
-    _run, events, _end = await run_events(context, name)
+    _run, _end, events = await context.world.finished(name)
     calls = calls_of(events)
     if len(calls) != 1:
         raise fail(f"{len(calls)} tool calls, expected the one producing the {expected} result", events)
@@ -193,7 +192,7 @@ async def step_format(context, name, expected):
 
 @then("{name:Person}'s search results carry a confidence between 0 and 1")
 async def step_confidence(context, name):
-    _run, events, _end = await run_events(context, name)
+    _run, _end, events = await context.world.finished(name)
     d = data(completion(events, the_call(events, (0, "search"))))
     confidence = d.get("metadata", {}).get("confidence")
     if not d.get("result"):
@@ -211,7 +210,7 @@ def _sources(events: list[Frame]) -> list[str]:
 
 @then("{name:Person}'s search call cites its corpus sources")
 async def step_tool_sources(context, name):
-    _run, events, _end = await run_events(context, name)
+    _run, _end, events = await context.world.finished(name)
     d = data(completion(events, the_call(events, (0, "search"))))
     sources = _sources(events)
     if not sources or not all(isinstance(s, str) and s.startswith("corpus://") for s in sources):
@@ -223,7 +222,7 @@ async def step_tool_sources(context, name):
 
 @then("{name:Person}'s final result cites the same sources")
 async def step_final_sources(context, name):
-    _run, events, end = await run_events(context, name)
+    _run, end, events = await context.world.finished(name)
     final = [s.get("source") for s in (data(end).get("result") or {}).get("sources") or []]
     if not final or final != _sources(events):
         raise fail(f"the final result cites {final!r}; the search found {_sources(events)!r}", events)
@@ -231,7 +230,7 @@ async def step_final_sources(context, name):
 
 @then("{name:Person}'s {tool_name:Tool} result shows the email and card number redacted")
 async def step_result_redacted(context, name, tool_name):
-    _run, events, _end = await run_events(context, name)
+    _run, _end, events = await context.world.finished(name)
     d = data(completion(events, the_call(events, (0, tool_name))))
     text = orjson.dumps(d.get("result")).decode()
     if "[REDACTED:email]" not in text or "[REDACTED:card]" not in text or "paid with card" not in text:
@@ -242,7 +241,7 @@ async def step_result_redacted(context, name, tool_name):
 
 @then("{name:Person}'s first {tool_name:Tool} call is not from the cache and the second is, with the same result")
 async def step_cached(context, name, tool_name):
-    _run, events, _end = await run_events(context, name)
+    _run, _end, events = await context.world.finished(name)
     calls = calls_of(events, tool_name)
     if len(calls) != 2:
         raise fail(f"{len(calls)} {tool_name} calls, expected 2", events)
@@ -257,7 +256,7 @@ async def step_cached(context, name, tool_name):
 
 @then("every tool completion {name:Person} received names its tool version")
 async def step_versions(context, name):
-    _run, events, _end = await run_events(context, name)
+    _run, _end, events = await context.world.finished(name)
     done = [f for f in events if f.type == "tool_completed"]
     by_tool: dict[str, set[Any]] = {}
     for f in done:
@@ -268,7 +267,7 @@ async def step_versions(context, name):
 
 @then("{name:Person}'s repeated {tool_name:Tool} calls have result versions {versions}")
 async def step_result_versions(context, name, tool_name, versions):
-    _run, events, _end = await run_events(context, name)
+    _run, _end, events = await context.world.finished(name)
     expected = [int(v) for v in versions.replace(" and ", ", ").split(",")]
     got = [data(completion(events, c)).get("result_version") for c in calls_of(events, tool_name)]
     others = [data(f).get("result_version") for f in events
@@ -279,7 +278,7 @@ async def step_result_versions(context, name, tool_name, versions):
 
 @then("{name:Person}'s {tool_name:Tool} call names the {source:Tool} call it continues")
 async def step_chained(context, name, tool_name, source):
-    _run, events, _end = await run_events(context, name)
+    _run, _end, events = await context.world.finished(name)
     origin = data(the_call(events, (0, source)))["tool_call_id"]
     call = the_call(events, (0, tool_name))
     named = (data(call).get("chained_from"), data(completion(events, call)).get("chained_from"))
@@ -289,7 +288,7 @@ async def step_chained(context, name, tool_name, source):
 
 @then("{name:Person}'s {tool_name:Tool} call's {param:w} is the {source:Tool}'s result")
 async def step_chained_param(context, name, tool_name, param, source):
-    _run, events, _end = await run_events(context, name)
+    _run, _end, events = await context.world.finished(name)
     result = data(completion(events, the_call(events, (0, source)))).get("result")
     call = the_call(events, (0, tool_name))
     shown = data(call).get("parameters", {}).get(param)
@@ -301,7 +300,7 @@ async def step_chained_param(context, name, tool_name, param, source):
 
 @then("{name:Person}'s tool completions carry the agent's recommended next steps")
 async def step_tool_follow_up(context, name):
-    _run, events, _end = await run_events(context, name)
+    _run, _end, events = await context.world.finished(name)
     calls = calls_of(events)
     if [data(c).get("tool_name") for c in calls] != list(TOOL_FOLLOW_UP):
         raise fail(f"expected calls {list(TOOL_FOLLOW_UP)}", events)
@@ -313,7 +312,7 @@ async def step_tool_follow_up(context, name):
 
 @then("{name:Person}'s final result carries recommended next steps")
 async def step_final_follow_up(context, name):
-    _run, events, end = await run_events(context, name)
+    _run, end, events = await context.world.finished(name)
     if data(end).get("status") != "completed" or data(end).get("follow_up") != RUN_FOLLOW_UP:
         raise fail(f"the completion recommends {data(end).get('follow_up')!r}", events)
 
@@ -321,7 +320,7 @@ async def step_final_follow_up(context, name):
 @then("{name:Person} sees the approval request, {her:Possessive} answer accepted, and only then "
       "the payment tool's events")
 async def step_after_approval(context, name, her):
-    run, events, end = await run_events(context, name)
+    run, end, events = await context.world.finished(name)
     note = context.world.notes.get("approval")
     if note is None:
         raise fail("no approval was given", events)
@@ -343,7 +342,7 @@ async def step_after_approval(context, name, her):
 
 @then("{name:Person} receives {n:d} tool completions, each matching one of the {m:d} calls, before the run completes")
 async def step_n_completions(context, name, n, m):
-    _run, events, end = await run_events(context, name)
+    _run, end, events = await context.world.finished(name)
     calls = calls_of(events)
     done = [f for f in events if f.type == "tool_completed"]
     if len(calls) != m or len(done) != n:
@@ -362,7 +361,7 @@ async def step_n_completions(context, name, n, m):
 
 @then("{name:Person} sees the reservation undone with status rolled_back, naming the call it compensates")
 async def step_rolled_back(context, name):
-    _run, events, end = await run_events(context, name)
+    _run, end, events = await context.world.finished(name)
     cid = data(call_for(events, RESERVE_PURPOSE))["tool_call_id"]
     undos = calls_of(events, "undo")
     if len(undos) != 1:
@@ -382,7 +381,7 @@ async def step_rolled_back(context, name):
 
 @then("{name:Person} sees that the failed payment is not rolled back")
 async def step_not_rolled_back(context, name):
-    _run, events, _end = await run_events(context, name)
+    _run, _end, events = await context.world.finished(name)
     payment = call_for(events, PAY_CARD_PURPOSE)
     undone = [data(c).get("parameters", {}).get("tool_call_id") for c in calls_of(events, "undo")]
     if data(completion(events, payment)).get("status") != "error" or data(payment)["tool_call_id"] in undone:
@@ -391,7 +390,7 @@ async def step_not_rolled_back(context, name):
 
 @then("every tool completion {name:Person} received is in the audit log with {her:Possessive} user and connection")
 async def step_audit(context, name, her):
-    run, events, _end = await run_events(context, name)
+    run, _end, events = await context.world.finished(name)
     person = context.world.person(name)
     done = [f for f in events if f.type == "tool_completed"]
     if len(done) < 2:

@@ -33,6 +33,7 @@ REDIS_PORT = 6381 + OFFSET
 LB_PORT = 8000 + OFFSET
 TLS_PORT = 8443 + OFFSET
 STATS_PORT = 8404 + OFFSET
+CONTROL_PORT = 8099 + OFFSET  # the control endpoint (docs/conformance.md §7), on loopback
 GATEWAYS = {"gateway1": 8001 + OFFSET, "gateway2": 8002 + OFFSET}
 WORKERS = {"worker1": 8101 + OFFSET, "worker2": 8102 + OFFSET}
 INFRA = ("postgres", "redis")
@@ -56,6 +57,11 @@ def _secret_file(name: str, nbytes: int = 32) -> str:
         path.write_text(secrets.token_urlsafe(nbytes))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def control_secret() -> str:
+    """The bearer secret of the stack's control endpoint."""
+    return _secret_file("control_secret", 32)
 
 
 def database_url() -> str:
@@ -239,6 +245,15 @@ priority=20
 redirect_stderr=true
 stdout_logfile={p.logs}/{name}.log
 """)
+    blocks.append(f"""[program:control]
+command={py} -m agentevents.stack.control_server --port {CONTROL_PORT}
+environment=AE_STACK_DIR="{p.root}",AE_STACK_OFFSET="{OFFSET}"
+autostart=false
+autorestart=true
+priority=40
+redirect_stderr=true
+stdout_logfile={p.logs}/control.log
+""")
     blocks.append(f"""[program:haproxy]
 command={_which("haproxy")} -W -db -f {p.root}/haproxy.cfg
 autostart=false
@@ -355,12 +370,13 @@ def up() -> int:
     if os.geteuid() == 0:
         shutil.chown(p.pgrun, "postgres", "postgres")
     env = stack_env()
+    control_secret()
     _initdb(p)
     _make_certificates()
     (p.root / "haproxy.cfg").write_text(_haproxy_cfg())
     p.conf.write_text(_supervisor_conf(p, env))
     if not supervisor_running(p):
-        busy = [port for port in (PG_PORT, REDIS_PORT, LB_PORT, TLS_PORT, STATS_PORT, *GATEWAYS.values(),
+        busy = [port for port in (PG_PORT, REDIS_PORT, LB_PORT, TLS_PORT, STATS_PORT, CONTROL_PORT, *GATEWAYS.values(),
                                   *WORKERS.values())
                 if _port_open(port)]
         if busy:
@@ -377,6 +393,8 @@ def up() -> int:
     for name, port in {**GATEWAYS, **WORKERS}.items():
         wait_until(lambda port=port: _http_ok(port), name)
     wait_until(lambda: _http_ok(LB_PORT), "haproxy")
+    _ctl(p, "start", "control", check=False)
+    wait_until(lambda: _port_open(CONTROL_PORT), "control endpoint")
     print(f"stack up: ws://{HOST}:{LB_PORT}/ws (logs in {p.logs})")
     return 0
 

@@ -13,9 +13,6 @@ import parse
 
 from .client import Frame, describe
 
-RUN_TIMEOUT_S = 20
-# After the defined end of what we wait for, how long a stray event would still have to arrive.
-
 # -- what the scripted agents use, and the checks compare with -----------------------------
 EMAIL = "jane.roe@example.com"
 CARD = "4111 1111 1111 1111"
@@ -99,12 +96,6 @@ def call_for(events: list[Frame], purpose: str) -> Frame:
 
 def raw_of(context, name: str) -> list[Frame]:
     return context.world.frames_of(name)
-
-
-async def run_events(context, name: str) -> tuple[Any, list[Frame], Frame]:
-    """The person's last run once its agent_completed arrived: (run, its events, the completion)."""
-    run, end, events = await context.world.finished(name, timeout_s=RUN_TIMEOUT_S)
-    return run, events, end
 
 
 async def defined_end(context, name: str) -> None:

@@ -25,6 +25,7 @@ from .netem import TcpProxy
 from .profile import CONTROL_CAPABILITIES, Limits, Profile, ProfileError, load_profile
 from .tokens import TokenFactory
 
+RUN_TIMEOUT_S = 20.0  # how long a run may take from its start to its agent_completed
 QUIET_GRACE_S = 0.3  # after a barrier: how long an event still crossing the bus may take to arrive
 TARGETS = Path("features/targets")  # the profiles, relative to where the suite runs
 DEFAULT_PROFILE = {"native": "native", "docker": "docker", "external": "native"}
@@ -276,7 +277,7 @@ class World:
         return runs[-1]
 
     async def finished(self, name: str, run: Run | None = None,
-                       timeout_s: float = 20.0) -> tuple[Run, Frame, list[Frame]]:
+                       timeout_s: float = RUN_TIMEOUT_S) -> tuple[Run, Frame, list[Frame]]:
         """A run (the person's last by default) once its agent_completed arrived: the run, the
         completion frame, and the run's events on the connection that started it."""
         run = run or self.last_run(name)
