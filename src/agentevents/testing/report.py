@@ -32,6 +32,7 @@ from typing import Any
 import jinja2
 
 from .capabilities import needed
+from .records import NOT_CHECKED as NOT_RUN
 
 __all__ = [
     "FAILS",
@@ -51,7 +52,7 @@ FAILS = "fails"
 NOT_CHECKED = "not checked"
 
 PASSED = "passed"
-NOT_RUN_STATUSES = frozenset({"skipped", "untested"})
+NOT_RUN_STATUSES = frozenset(NOT_RUN)  # the records' statuses of a scenario that did not run
 
 # What a person reads for a record's status; an unknown status is shown as it is.
 STATUS_WORDS = {

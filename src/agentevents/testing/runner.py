@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .records import FAILED, read_records
+from .records import FAILED, NOT_CHECKED, read_records
 from .verdict import EXIT_USAGE, ProcessOutcome, judge
 
 EXCLUSIVE_TAGS = ("@serial", "@fault", "@load")
@@ -144,7 +144,8 @@ def progress_line(record: dict[str, Any]) -> str:
     the reason of a skip and the measured figures beneath."""
     title = record.get("name", "")
     if record.get("outline") and record.get("example"):
-        title = f"{record['outline']} — {' · '.join(str(v) for v in record['example'].values())}"
+        from .report import row_label
+        title = f"{record['outline']} — {row_label(record)}"
     if len(title) > 90:
         title = title[:89] + "…"
     took = float(record.get("duration_s") or 0)
@@ -223,7 +224,7 @@ def write_skipped_junit(records: list[dict[str, Any]]) -> Path | None:
             present |= {case.get("name") for case in ET.parse(xml).getroot().iter("testcase")}
         except ET.ParseError:
             continue  # a process killed while writing it: the verdict already counts that
-    skipped = [r for r in records if r.get("status") in ("skipped", "untested") and r.get("name") not in present]
+    skipped = [r for r in records if r.get("status") in NOT_CHECKED and r.get("name") not in present]
     if not skipped:
         return None
     suite = ET.Element("testsuite", name="skipped at run time", tests=str(len(skipped)), skipped=str(len(skipped)),
