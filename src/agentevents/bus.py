@@ -7,6 +7,9 @@ Per thread (keys share the ``{thread_id}`` hash tag, so they live on one Redis C
   ae:{tid}:eid:<event_id>  seq already assigned to an event_id (idempotent publish)
   ae:ev:{tid}      pub/sub channel of live events
 Global:
+  ae:archive       Stream: the archive outbox. Every published event is appended here in the same
+                   script that assigns its seq; archivers (consumer group ``archivers``) copy it
+                   to PostgreSQL and then acknowledge and delete it (``store/archiver.py``)
   ae:runs          Stream of run requests, consumer group ``workers``
   ae:run:<run_id>  hash: user_id, thread_id, status, worker
   ae:control       pub/sub channel: cancel / respond
@@ -32,9 +35,12 @@ RUNS_STREAM = "ae:runs"
 WORKER_GROUP = "workers"
 CONTROL_CHANNEL = "ae:control"
 RUNS_MAXLEN = 100_000
+ARCHIVE_STREAM = "ae:archive"
+ARCHIVE_GROUP = "archivers"
 
-# Assign the next seq, append to the thread's stream, publish — in one atomic step. A retried
-# publish of the same event_id returns the seq it already has and publishes nothing.
+# Assign the next seq, append to the thread's stream and to the archive outbox, publish — in one
+# atomic step, so no event can be live without being due for the archive. A retried publish of
+# the same event_id returns the seq it already has and publishes nothing.
 PUBLISH_LUA = """
 local existing = redis.call('GET', KEYS[3])
 if existing then return {tonumber(existing), 0} end
@@ -43,6 +49,7 @@ local payload = '{"seq":' .. seq .. ',' .. string.sub(ARGV[1], 2)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'p', payload)
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 redis.call('SET', KEYS[3], seq, 'EX', ARGV[3])
+redis.call('XADD', KEYS[4], '*', 'p', payload)
 redis.call('PUBLISH', ARGV[4], payload)
 return {seq, 1}
 """
@@ -113,7 +120,7 @@ class Bus:
         tid, eid = event["thread_id"], event["event_id"]
         body = orjson.dumps(event)
         seq, fresh = await self._publish(
-            keys=[seq_key(tid), stream_key(tid), eid_key(tid, eid)],
+            keys=[seq_key(tid), stream_key(tid), eid_key(tid, eid), ARCHIVE_STREAM],
             args=[body, self.history_maxlen, self.history_ttl_s, channel(tid)])
         return int(seq), splice_seq(body, int(seq)), bool(fresh)
 

@@ -416,7 +416,7 @@ def bridge_frames() -> list[dict[str, Any]]:
         run = RunContext(run_id=RUN, thread_id=THREAD, user_id=USER, agent_type="math",
                          message="What is 12*(3+4)? mail bob@example.com", options={},
                          permissions=frozenset(), tier="free", requested_at=0.0)
-        bridge = EventBridge(bus, None, run, thinking_burst=3)
+        bridge = EventBridge(bus, run, thinking_burst=3)
         tools = ToolDispatcher(builtin_tools(), bridge, ToolContext(user_id=USER, thread_id=THREAD, run_id=RUN))
         ctx = AgentContext(run, bridge, tools, bus)
         await bridge.started(description="Solves arithmetic with the calculator tool")

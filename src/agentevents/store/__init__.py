@@ -1,7 +1,9 @@
 """PostgreSQL: schema migrations, the event archive, runs, threads, and the delivery audit log.
 
-Writes are batched off the hot path by ``BatchWriter``; when PostgreSQL is down they wait in a
-bounded buffer and flow on recovery.
+The event archive is fed from Redis by ``archiver.Archiver``. Runs, threads and the delivery
+audit are batched off the hot path by ``BatchWriter``; when PostgreSQL is down they wait in a
+bounded buffer and flow on recovery. A row PostgreSQL refuses never blocks a batch: the batch is
+retried row by row and the refused row is logged and counted.
 """
 
 from __future__ import annotations
@@ -57,6 +59,27 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
     return applied
 
 
+# SQLSTATE classes of errors caused by a row's content (22: data exception, 54: program limit
+# exceeded), as opposed to PostgreSQL being unreachable, restarting or paused.
+DATA_ERROR_CLASSES = ("22", "54")
+
+
+def is_data_error(exc: BaseException) -> bool:
+    state = getattr(exc, "sqlstate", None) or ""
+    return isinstance(exc, asyncpg.PostgresError) and state[:2] in DATA_ERROR_CLASSES
+
+
+def text_safe(value: Any) -> Any:
+    """A text value PostgreSQL can store: NUL (which no text column can hold) becomes U+FFFD."""
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "\ufffd")
+    return value
+
+
+def text_safe_row(row: tuple) -> tuple:
+    return tuple(text_safe(v) for v in row)
+
+
 def parse_ts(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
@@ -79,12 +102,6 @@ async def preferences(pool: asyncpg.Pool, user_id: str) -> dict[str, Any]:
 
 # -- batched writes ---------------------------------------------------------------------------
 
-async def _write_events(conn: asyncpg.Connection, rows: list[tuple]) -> None:
-    await conn.executemany(
-        "INSERT INTO events (thread_id, seq, event_id, run_id, user_id, type, payload, created_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING", rows)
-
-
 async def _write_deliveries(conn: asyncpg.Connection, rows: list[tuple]) -> None:
     await conn.copy_records_to_table(
         "deliveries", records=rows,
@@ -105,17 +122,18 @@ async def _write_runs(conn: asyncpg.Connection, rows: list[tuple]) -> None:
 
 
 WRITERS: dict[str, Callable[[asyncpg.Connection, list[tuple]], Awaitable[None]]] = {
-    "threads": _write_threads, "runs": _write_runs, "events": _write_events, "deliveries": _write_deliveries,
+    "threads": _write_threads, "runs": _write_runs, "deliveries": _write_deliveries,
 }
-ORDER = ("threads", "runs", "events", "deliveries")
+ORDER = ("threads", "runs", "deliveries")
 
 
 class BatchWriter:
     """Buffers rows per table and writes them in batches; survives PostgreSQL outages.
 
     The buffer is bounded (``capacity`` rows over all tables). When it is full the oldest
-    delivery-audit rows go first, then the oldest events (their copies remain in Redis); every
-    drop is counted and logged.
+    delivery-audit rows go first, then the oldest runs and threads; every drop is counted and
+    logged. A row PostgreSQL refuses for its content is logged and counted in ``rejected``;
+    the rest of its batch is written.
     """
 
     def __init__(self, dsn: str, *, capacity: int = 200_000, batch: int = 500, interval_s: float = 0.1):
@@ -126,6 +144,7 @@ class BatchWriter:
         self.buffers: dict[str, deque[tuple]] = {name: deque() for name in ORDER}
         self.pool: asyncpg.Pool | None = None
         self.dropped = 0
+        self.rejected = 0
         self.written = 0
         self.failures = 0
         self.healthy = False
@@ -137,13 +156,13 @@ class BatchWriter:
 
     def add(self, table: str, row: tuple) -> None:
         if self.pending() >= self.capacity:
-            victim = self.buffers["deliveries"] or self.buffers["events"]
+            victim = next((b for name in ("deliveries", "runs", "threads") if (b := self.buffers[name])), None)
             if victim:
                 victim.popleft()
                 self.dropped += 1
                 if self.dropped % 1000 == 1:
                     log.error("store_buffer_full dropped=%d capacity=%d", self.dropped, self.capacity)
-        self.buffers[table].append(row)
+        self.buffers[table].append(text_safe_row(row))
         if self.pending() >= self.batch:
             self._wake.set()
 
@@ -171,12 +190,29 @@ class BatchWriter:
                 buf = self.buffers[table]
                 while buf:
                     rows = [buf[i] for i in range(min(self.batch, len(buf)))]
-                    await WRITERS[table](conn, rows)
+                    await self._write(conn, table, rows)
                     for _ in rows:
                         buf.popleft()
                     count += len(rows)
         self.written += count
         return count
+
+    async def _write(self, conn: asyncpg.Connection, table: str, rows: list[tuple]) -> None:
+        try:
+            async with conn.transaction():
+                await WRITERS[table](conn, rows)
+        except asyncpg.PostgresError as exc:
+            if not is_data_error(exc):
+                raise
+            for row in rows:  # one at a time: a refused row holds back no other
+                try:
+                    async with conn.transaction():
+                        await WRITERS[table](conn, [row])
+                except asyncpg.PostgresError as row_exc:
+                    if not is_data_error(row_exc):
+                        raise
+                    self.rejected += 1
+                    log.error("store_row_rejected table=%s key=%s error=%s", table, row[0], row_exc)
 
     async def _run(self) -> None:
         backoff = 0.2

@@ -1,9 +1,10 @@
 """The event bridge: the ONE path from a running agent to its users.
 
 Every event of a run passes here: it is redacted (PII), trimmed (size limits), throttled
-(thinking), counted (per-run budget), enveloped, published to Redis (seq assigned there),
-and queued for the PostgreSQL archive. If Redis is unreachable the run pauses in ``emit``
-and retries the same event (same event_id, so a publish whose answer was lost is not doubled).
+(thinking), counted (per-run budget), enveloped, and published to Redis (seq assigned there,
+and the event put in the archive outbox in the same step; see ``store/archiver.py``). If Redis
+is unreachable the run pauses in ``emit`` and retries the same event (same event_id, so a
+publish whose answer was lost is not doubled).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from ..bus import Bus
 from ..protocol import envelope as ev
 from ..protocol.limits import ThinkingThrottle, summarize_result, truncate_text
 from ..protocol.redaction import redact
-from ..store import BatchWriter, parse_ts
 
 log = logging.getLogger("agentevents.bridge")
 
@@ -45,11 +45,10 @@ class RunContext:
 
 
 class EventBridge:
-    def __init__(self, bus: Bus, archive: BatchWriter | None, run: RunContext, *,
+    def __init__(self, bus: Bus, run: RunContext, *,
                  max_events: int = 10_000, publish_deadline_s: float = 300.0,
                  thinking_rate: float = 20.0, thinking_burst: float = 50.0) -> None:
         self.bus = bus
-        self.archive = archive
         self.run = run
         self.max_events = max_events
         self.publish_deadline_s = publish_deadline_s
@@ -77,26 +76,22 @@ class EventBridge:
         event = ev.build_event(event_type, thread_id=self.run.thread_id, run_id=self.run.run_id,
                                user_id=self.run.user_id, agent_name=agent_name or self.run.agent_type,
                                data=clean)
-        seq, payload = await self._publish_with_retry(event)
+        seq = await self._publish_with_retry(event)
         self.count += 1
         self.emitted.append(event_type)
-        if self.archive is not None:
-            self.archive.add("events", (event["thread_id"], seq, event["event_id"], event["run_id"],
-                                        event["user_id"], event_type, payload.decode(),
-                                        parse_ts(event["timestamp"])))
         return seq
 
-    async def _publish_with_retry(self, event: dict[str, Any]) -> tuple[int, bytes]:
+    async def _publish_with_retry(self, event: dict[str, Any]) -> int:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.publish_deadline_s
         backoff, attempts = 0.05, 0
         while True:
             try:
-                seq, payload, _fresh = await self.bus.publish_event(event)
+                seq, _payload, _fresh = await self.bus.publish_event(event)
                 if attempts:
                     log.info("publish_recovered run_id=%s event_id=%s attempts=%d", self.run.run_id,
                              event["event_id"], attempts)
-                return seq, payload
+                return seq
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 attempts += 1
                 if loop.time() > deadline:

@@ -100,7 +100,7 @@ class ExecutionEngine:
         agent_started is out, so a slow preference store never delays the user's first event."""
         run = run_context(request)
         budget = min(self.settings.max_events_per_run, TIER_EVENT_BUDGET.get(run.tier, 2000))
-        bridge = EventBridge(self.bus, self.archive, run, max_events=budget)
+        bridge = EventBridge(self.bus, run, max_events=budget)
         started = time.monotonic()
         await self.bus.set_run_status(run.run_id, run.user_id, "running", self.worker_id)
         self._record_run(run, "running")

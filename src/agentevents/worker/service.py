@@ -26,6 +26,7 @@ from ..bus import CONTROL_CHANNEL, RUNS_STREAM, WORKER_GROUP, Bus, connect
 from ..config import Settings
 from ..health import serve_health
 from ..metrics import RUNS_FINISHED
+from ..store.archiver import Archiver
 from ..tools.sql import install_demo_schema
 from .bridge import EventBridge
 from .engine import ExecutionEngine, run_context
@@ -45,6 +46,7 @@ class Worker:
         self.redis = connect(settings.redis_url)
         self.bus = Bus(self.redis, history_maxlen=settings.history_maxlen, history_ttl_s=settings.history_ttl_s)
         self.archive = store.BatchWriter(settings.database_url)
+        self.archiver = Archiver(self.redis, settings.database_url, self.worker_id)
         self.db: Any = None
         self.engine = ExecutionEngine(self.bus, self.archive, registry or default_registry(), settings,
                                       worker_id=self.worker_id)
@@ -55,9 +57,16 @@ class Worker:
         self.lookups: set[asyncio.Future[Any]] = set()
 
     async def health(self) -> dict[str, Any]:
-        return {"status": "ok" if self.redis_ok else "degraded", "component": "worker", "id": self.worker_id,
+        """503 while Redis is unreachable or the event archive is stuck (its oldest event waiting
+        longer than ``archiver.STUCK_AFTER_S``)."""
+        archive: dict[str, Any] = {"stuck": False}
+        if self.redis_ok:
+            with contextlib.suppress(RedisError, OSError):
+                archive = (await self.archiver.status()).as_dict()
+        ok = self.redis_ok and not archive["stuck"]
+        return {"status": "ok" if ok else "degraded", "component": "worker", "id": self.worker_id,
                 "redis": self.redis_ok, "postgres": self.archive.healthy, "running": len(self.tasks),
-                "archive_pending": self.archive.pending()}
+                "records_pending": self.archive.pending(), "archive": archive}
 
     async def _connect_database(self) -> None:
         """Migrations, demo schema and the tools' pool; retried in the background until it works."""
@@ -79,6 +88,7 @@ class Worker:
 
     async def run(self, health_port: int = 0) -> None:
         self.archive.start()
+        self.archiver.start()
         db_task = asyncio.create_task(self._connect_database())
         health = await serve_health(self.settings.host, health_port, self.health) if health_port else None
         loops = [asyncio.create_task(c) for c in (self._consume(), self._control(), self._keepalive())]
@@ -90,6 +100,7 @@ class Worker:
         if health:
             health.close()
         await self.archive.stop()
+        await self.archiver.stop()
         if self.db is not None:
             await self.db.close()
         await self.redis.aclose()
@@ -105,8 +116,11 @@ class Worker:
                 while True:
                     await self.slots.acquire()
                     self.slots.release()
+                    # Take no more requests than there are free slots: the rest stay in the
+                    # stream for workers with room.
+                    free = max(1, self.settings.worker_concurrency - len(self.tasks))
                     batch = await self.redis.xreadgroup(WORKER_GROUP, self.worker_id, {RUNS_STREAM: ">"},
-                                                        count=10, block=1000)
+                                                        count=free, block=1000)
                     self.redis_ok = True
                     backoff = 0.2
                     for _stream, entries in batch or []:
@@ -200,7 +214,7 @@ class Worker:
         run = run_context(request)
         try:
             await self.bus.set_run_status(run.run_id, run.user_id, "failed", self.worker_id)
-            bridge = EventBridge(self.bus, self.archive, run)
+            bridge = EventBridge(self.bus, run)
             await bridge.error(code, message, recoverable=False)
             await bridge.completed("failed", result=None, summary="The run was interrupted by a worker failure.",
                                    duration_ms=int((time.time() - run.requested_at) * 1000), error={"code": code})
