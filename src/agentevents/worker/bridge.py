@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..bus import Bus
@@ -24,6 +27,21 @@ from ..protocol.limits import ThinkingThrottle, summarize_result, truncate_text
 from ..protocol.redaction import redact
 
 log = logging.getLogger("agentevents.bridge")
+
+T = TypeVar("T")
+
+
+async def until_redis(call: Callable[[], Awaitable[T]], stopping: asyncio.Event | None = None) -> T:
+    """Run ``call`` until Redis answers it (backoff up to 1 s); gives up only once ``stopping`` is set."""
+    backoff = 0.05
+    while True:
+        try:
+            return await call()
+        except (RedisError, OSError):
+            if stopping is not None and stopping.is_set():
+                raise
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 1.0)
 
 
 class EventBudgetExceeded(Exception):
@@ -76,14 +94,16 @@ class EventBridge:
         event = ev.build_event(event_type, thread_id=self.run.thread_id, run_id=self.run.run_id,
                                user_id=self.run.user_id, agent_name=agent_name or self.run.agent_type,
                                data=clean)
-        seq = await self._publish_with_retry(event)
+        # A run's end is never given up on: its agent_completed waits for Redis however long it takes.
+        patient = event_type == ev.AGENT_COMPLETED
+        seq = await self._publish_with_retry(event, math.inf if patient else self.publish_deadline_s)
         self.count += 1
         self.emitted.append(event_type)
         return seq
 
-    async def _publish_with_retry(self, event: dict[str, Any]) -> int:
+    async def _publish_with_retry(self, event: dict[str, Any], deadline_s: float) -> int:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.publish_deadline_s
+        deadline = loop.time() + deadline_s
         backoff, attempts = 0.05, 0
         while True:
             try:

@@ -21,7 +21,7 @@ from ..store import BatchWriter
 from ..tools import builtin_tools, custom_tool_from_definition
 from ..tools.base import ToolContext, ToolError
 from ..tools.dispatcher import ToolCache, ToolDispatcher, ToolRateLimiter
-from .bridge import EventBridge, EventBudgetExceeded, RunContext
+from .bridge import EventBridge, EventBudgetExceeded, RunContext, until_redis
 
 log = logging.getLogger("agentevents.engine")
 
@@ -163,7 +163,8 @@ class ExecutionEngine:
 
     async def _finish(self, run: RunContext, status: str, duration_ms: int) -> None:
         self._record_run(run, status, duration_ms)
-        await self.bus.set_run_status(run.run_id, run.user_id, status, self.worker_id)
+        # Like agent_completed, which follows, the final status waits for Redis.
+        await until_redis(lambda: self.bus.set_run_status(run.run_id, run.user_id, status, self.worker_id))
         log.info("run_end run_id=%s thread_id=%s user_id=%s status=%s duration_ms=%d", run.run_id,
                  run.thread_id, run.user_id, status, duration_ms)
 

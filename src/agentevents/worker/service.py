@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import time
 from typing import Any
@@ -28,7 +29,7 @@ from ..health import serve_health
 from ..metrics import RUNS_FINISHED
 from ..store.archiver import Archiver
 from ..tools.sql import install_demo_schema
-from .bridge import EventBridge
+from .bridge import EventBridge, until_redis
 from .engine import ExecutionEngine, run_context
 
 log = logging.getLogger("agentevents.worker")
@@ -210,11 +211,14 @@ class Worker:
             await self._ack(entry_id.decode())
 
     async def _end_unfinished(self, request: dict[str, Any], message: str, code: str = "worker_error") -> None:
-        """A run that cannot finish still ends for its user: an error event and a failed completion."""
+        """A run that cannot finish still ends for its user: an error event and a failed completion.
+        Each step waits for Redis as long as this worker runs (the events keep their ids, so a
+        retry never doubles one); a worker stopped meanwhile leaves the run to the reaper."""
         run = run_context(request)
+        bridge = EventBridge(self.bus, run, publish_deadline_s=math.inf)
         try:
-            await self.bus.set_run_status(run.run_id, run.user_id, "failed", self.worker_id)
-            bridge = EventBridge(self.bus, run)
+            await until_redis(lambda: self.bus.set_run_status(run.run_id, run.user_id, "failed", self.worker_id),
+                              self.stopping)
             await bridge.error(code, message, recoverable=False)
             await bridge.completed("failed", result=None, summary="The run was interrupted by a worker failure.",
                                    duration_ms=int((time.time() - run.requested_at) * 1000), error={"code": code})
