@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: spec test checks conformance docs-check lint unit integration features browser report-check deps system-deps stack-up stack-down clean
+.PHONY: spec test checks conformance docs-check lint unit integration chaos features browser report-check deps system-deps stack-up stack-down clean
 
 $(STAMP): requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -24,11 +24,11 @@ spec: deps
 	$(VENV)/bin/agentevents spec --workers 3
 
 test: deps lint docs-check unit browser
-	bash scripts/with-stack.sh $(MAKE) --no-print-directory integration features
+	bash scripts/with-stack.sh $(MAKE) --no-print-directory integration chaos features
 	$(MAKE) --no-print-directory report-check conformance
 
 checks: deps lint docs-check unit browser
-	bash scripts/with-stack.sh $(MAKE) --no-print-directory integration
+	bash scripts/with-stack.sh $(MAKE) --no-print-directory integration chaos
 	$(MAKE) --no-print-directory report-check conformance
 
 # serve.toml: RS256 tokens, another issuer, audience, grace and tier limits; its report in reports/serve
@@ -48,6 +48,10 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(PY) -m pytest tests/integration -q
+
+# 200 runs over 60 s under 10 random faults, then the history checker (exit 1 on any violation)
+chaos: $(STAMP)
+	$(VENV)/bin/agentevents chaos --runs 200 --duration 60 --faults 10 --report reports/chaos.json
 
 browser: $(STAMP)
 	$(PY) -m pytest tests/browser -q

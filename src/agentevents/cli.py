@@ -78,6 +78,29 @@ def cmd_token(args: argparse.Namespace) -> None:
                       audience=settings.jwt_audience, permissions=perms, tier=args.tier, ttl_s=args.ttl))
 
 
+def cmd_revoke(args: argparse.Namespace) -> None:
+    """Revoke one token (by jti) or every token of a user; gateways close their open connections."""
+    from redis.exceptions import RedisError
+
+    from . import revocation
+    from .bus import connect
+    from .stack import native
+    url = os.environ.get("AE_REDIS_URL") or f"redis://{native.HOST}:{native.REDIS_PORT}/0"
+
+    async def go() -> None:
+        redis = connect(url)
+        try:
+            await revocation.revoke(redis, jti=args.jti, user_id=args.user, ttl_s=args.ttl)
+        finally:
+            await redis.aclose()
+
+    try:
+        asyncio.run(go())
+    except (RedisError, OSError) as exc:
+        sys.exit(f"agentevents revoke: Redis at {url} did not answer: {exc}")
+    print(f"revoked {'token ' + args.jti if args.jti else 'user ' + args.user} for {args.ttl} s")
+
+
 def cmd_stack(args: argparse.Namespace) -> None:
     from .stack import native
     sys.exit(native.main(args.action, args.component))
@@ -113,6 +136,30 @@ def cmd_spec(args: argparse.Namespace) -> None:
                       extra=args.behave_args, allow_empty=args.allow_empty, userdata=userdata))
 
 
+def cmd_chaos(args: argparse.Namespace) -> None:
+    from .chaos.run import ChaosError, Options, main
+    options = Options(runs=args.runs, duration_s=args.duration, faults=args.faults, concurrency=args.concurrency,
+                      users=args.users, seed=args.seed, report=Path(args.report) if args.report else None)
+    try:
+        sys.exit(main(options))
+    except ChaosError as exc:
+        print(f"agentevents chaos: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _positive(kind: type) -> object:
+    def parse(text: str) -> object:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text} is not positive")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentevents", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -134,6 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the user's tier (default: free)")
     p.add_argument("--ttl", type=float, default=3600, help="seconds until the token expires (default: 3600)")
     p.set_defaults(func=cmd_token)
+    p = sub.add_parser("revoke", help="revoke a token or a user: refused at the handshake, open connections closed")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--jti", help="the token's jti claim")
+    which.add_argument("--user", help="a user id (sub): every token of this user")
+    p.add_argument("--ttl", type=int, default=3600,
+                   help="seconds the revocation lasts; at least the tokens' remaining lifetime (default: 3600)")
+    p.set_defaults(func=cmd_revoke)
     p = sub.add_parser("stack", help="the native stack: up, down, status, and fault control")
     p.add_argument("action", choices=["up", "down", "status", "kill", "stop", "start", "restart", "pause",
                                       "resume", "logs"], help="what to do")
@@ -155,6 +209,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the report, records, JUnit and logs go (default: reports)")
     p.add_argument("behave_args", nargs=argparse.REMAINDER, help="after --: further arguments for behave")
     p.set_defaults(func=cmd_spec)
+    p = sub.add_parser("chaos", help="runs under a random fault schedule, then a history checker (native stack)",
+                       description="Conformance-agent runs through HAProxy while gateways and workers are killed, "
+                                   "Redis and PostgreSQL restarted or paused and client connections cut; then "
+                                   "every thread is checked: gapless seqs, one id and one text per seq, order per "
+                                   "connection, no event of another user, exactly one agent_completed per accepted "
+                                   "run, and the archive equal to what the clients received. Needs the native "
+                                   "stack up (agentevents stack up); exits 1 on any violation.")
+    p.add_argument("--runs", type=_positive(int), default=200, help="runs to start (default: 200)")
+    p.add_argument("--duration", type=_positive(float), default=60.0,
+                   help="seconds over which runs start and faults fall (default: 60)")
+    p.add_argument("--faults", type=_positive(int), default=10, help="faults to inject (default: 10)")
+    p.add_argument("--concurrency", type=_positive(int), default=12, help="sessions at a time (default: 12)")
+    p.add_argument("--users", type=_positive(int), default=8, help="distinct users (default: 8)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the fault schedule and the scripts (default: 1)")
+    p.add_argument("--report", metavar="PATH", help="write the summary and verdict as JSON here")
+    p.set_defaults(func=cmd_chaos)
     return parser
 
 
