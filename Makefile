@@ -24,11 +24,11 @@ spec: deps
 	$(VENV)/bin/agentevents spec --workers 3
 
 test: deps lint docs-check unit browser
-	bash scripts/with-stack.sh $(MAKE) --no-print-directory integration chaos features
+	bash scripts/with-stack.sh $(MAKE) --no-print-directory integration fuzz chaos features
 	$(MAKE) --no-print-directory report-check conformance
 
 checks: deps lint docs-check unit browser
-	bash scripts/with-stack.sh $(MAKE) --no-print-directory integration chaos
+	bash scripts/with-stack.sh $(MAKE) --no-print-directory integration fuzz chaos
 	$(MAKE) --no-print-directory report-check conformance
 
 # serve.toml: RS256 tokens, another issuer, audience, grace and tier limits; its report in reports/serve
@@ -48,6 +48,10 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(PY) -m pytest tests/integration -q
+
+# 10,000 hostile frames through HAProxy while a canary's runs must complete in order (exit 1 on any violation)
+fuzz: $(STAMP)
+	$(VENV)/bin/agentevents fuzz --frames 10000 --connections 4 --seed 1 --duration-max 300 --report reports/fuzz.json
 
 # 200 runs over 60 s under 10 random faults, then the history checker (exit 1 on any violation)
 chaos: $(STAMP)

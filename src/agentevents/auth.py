@@ -67,6 +67,8 @@ def verify_token(token: str, *, key: str, algorithm: str, issuer: str, audience:
         raise AuthError(f"missing claim {exc.claim}") from None
     except jwt.PyJWTError as exc:
         raise AuthError(f"invalid token: {type(exc).__name__}") from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # a claim no check foresaw
+        raise AuthError(f"invalid token: {type(exc).__name__}") from None
     return claims_from_payload(payload)
 
 
@@ -74,7 +76,9 @@ MAX_TIMESTAMP = 2**53  # the largest exact integer of every JSON reader; far pas
 
 
 def claims_from_payload(payload: dict[str, Any]) -> Claims:
-    for claim in ("exp", "iat"):  # numbers, and plain ones: not "123", 1e3, true, nor 2**64
+    for claim in ("exp", "iat", "nbf"):  # numbers, and plain ones: not "123", 1e3, true, nor 2**64
+        if claim == "nbf" and claim not in payload:
+            continue  # the one optional time claim
         value = payload.get(claim)
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < MAX_TIMESTAMP:
             raise AuthError(f"invalid {claim}")

@@ -3,15 +3,16 @@
 Per thread (keys share the ``{thread_id}`` hash tag, so they live on one Redis Cluster slot):
   ae:{tid}:seq     counter: the last seq assigned
   ae:{tid}:stream  Stream of the thread's events; entry id ``<seq>-0``, field ``p`` = payload
-  ae:{tid}:meta    hash: owner user_id, created_at
-  ae:{tid}:eid:<event_id>  seq already assigned to an event_id (idempotent publish)
+  ae:{tid}:meta    hash: owner user_id, created_at; expires like the history, refreshed by each run
+  ae:{tid}:pub     hash: per publisher (run id) its last batch, ``<first seq>:<last event_id>``,
+                   so that a retried batch is a no-op (idempotent publish without a key per event)
   ae:ev:{tid}      pub/sub channel of live events
 Global:
   ae:archive       Stream: the archive outbox. Every published event is appended here in the same
                    script that assigns its seq; archivers (consumer group ``archivers``) copy it
                    to PostgreSQL and then acknowledge and delete it (``store/archiver.py``)
   ae:runs          Stream of run requests, consumer group ``workers``
-  ae:run:<run_id>  hash: user_id, thread_id, status, worker
+  ae:run:<run_id>  hash: user_id, thread_id, status, worker (its existence: the run was submitted)
   ae:control       pub/sub channel: cancel / respond
   ae:user:<uid>:active  set of the user's active run ids
 """
@@ -38,20 +39,33 @@ RUNS_MAXLEN = 100_000
 ARCHIVE_STREAM = "ae:archive"
 ARCHIVE_GROUP = "archivers"
 
-# Assign the next seq, append to the thread's stream and to the archive outbox, publish — in one
-# atomic step, so no event can be live without being due for the archive. A retried publish of
-# the same event_id returns the seq it already has and publishes nothing.
+# Publish a batch of one publisher's events to one thread, in one atomic step: assign the next
+# seqs, append each event to the thread's stream and to the archive outbox, publish each — so no
+# event is live without being in the history and due for the archive, and Redis pays one fsync
+# (appendfsync always) for the whole batch. A publisher sends its batches one after another; if
+# its last recorded batch ends with this batch's last event id, this call is a retry of a batch
+# already applied (its reply was lost): it returns that batch's first seq and changes nothing.
+# KEYS: seq counter, thread stream, publisher record, archive outbox.
+# ARGV: history length, history lifetime, channel, publisher id, last event id, event JSON × n.
 PUBLISH_LUA = """
-local existing = redis.call('GET', KEYS[3])
-if existing then return {tonumber(existing), 0} end
-local seq = redis.call('INCR', KEYS[1])
-local payload = '{"seq":' .. seq .. ',' .. string.sub(ARGV[1], 2)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'p', payload)
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-redis.call('SET', KEYS[3], seq, 'EX', ARGV[3])
-redis.call('XADD', KEYS[4], '*', 'p', payload)
-redis.call('PUBLISH', ARGV[4], payload)
-return {seq, 1}
+local rec = redis.call('HGET', KEYS[3], ARGV[4])
+if rec then
+  local sep = string.find(rec, ':', 1, true)
+  if string.sub(rec, sep + 1) == ARGV[5] then return {tonumber(string.sub(rec, 1, sep - 1)), 0} end
+end
+local n = #ARGV - 5
+local first = redis.call('INCRBY', KEYS[1], n) - n + 1
+for i = 1, n do
+  local seq = first + i - 1
+  local payload = '{"seq":' .. seq .. ',' .. string.sub(ARGV[5 + i], 2)
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'p', payload)
+  redis.call('XADD', KEYS[4], '*', 'p', payload)
+  redis.call('PUBLISH', ARGV[3], payload)
+end
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[4], first .. ':' .. ARGV[5])
+redis.call('EXPIRE', KEYS[3], ARGV[2])
+return {first, 1}
 """
 
 
@@ -62,6 +76,26 @@ redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 """
+
+# Queue a run, and claim its new thread, in one step: a request refused before this leaves nothing
+# behind, and a retry of this same call (redis-py resends it when the reply is lost) finds the run
+# already there and adds nothing. Returns 1 (queued, now or by the earlier attempt) or 0 (the new
+# thread's id is taken).
+# KEYS: run hash, runs stream, thread meta. ARGV: user_id, thread_id, agent_type, request JSON,
+# runs stream length, run hash lifetime, thread lifetime, created_at of a new thread ('' if none).
+SUBMIT_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
+if ARGV[8] ~= '' then
+  if redis.call('HSETNX', KEYS[3], 'user_id', ARGV[1]) == 0 then return 0 end
+  redis.call('HSET', KEYS[3], 'created_at', ARGV[8])
+end
+redis.call('EXPIRE', KEYS[3], ARGV[7])
+redis.call('HSET', KEYS[1], 'user_id', ARGV[1], 'thread_id', ARGV[2], 'status', 'queued', 'agent_type', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'r', ARGV[4])
+return 1
+"""
+RUN_TTL_S = 7 * 86400
 
 
 def seq_key(tid: str) -> str:
@@ -76,8 +110,8 @@ def meta_key(tid: str) -> str:
     return f"ae:{{{tid}}}:meta"
 
 
-def eid_key(tid: str, event_id: str) -> str:
-    return f"ae:{{{tid}}}:eid:{event_id}"
+def publishers_key(tid: str) -> str:
+    return f"ae:{{{tid}}}:pub"
 
 
 def channel(tid: str) -> str:
@@ -113,16 +147,28 @@ class Bus:
         self.history_ttl_s = history_ttl_s
         self._publish = redis.register_script(PUBLISH_LUA)
         self._reserve = redis.register_script(RESERVE_LUA)
+        self._submit = redis.register_script(SUBMIT_LUA)
 
     # -- events ---------------------------------------------------------------------------
+    async def publish_events(self, events: list[dict[str, Any]], publisher: str | None = None,
+                             ) -> tuple[int, list[bytes], bool]:
+        """Append and publish a batch of one thread's events, in order, atomically; returns
+        (first seq, payloads with their seqs, newly_published). ``publisher`` (default: the
+        events' run id) must send its batches one after another: retrying the last one with the
+        same events is a no-op that returns the same seqs."""
+        tid = events[0]["thread_id"]
+        bodies = [orjson.dumps(e) for e in events]
+        first, fresh = await self._publish(
+            keys=[seq_key(tid), stream_key(tid), publishers_key(tid), ARCHIVE_STREAM],
+            args=[self.history_maxlen, self.history_ttl_s, channel(tid), publisher or events[0]["run_id"],
+                  events[-1]["event_id"], *bodies])
+        first = int(first)
+        return first, [splice_seq(b, first + i) for i, b in enumerate(bodies)], bool(fresh)
+
     async def publish_event(self, event: dict[str, Any]) -> tuple[int, bytes, bool]:
-        """Append and publish; returns (seq, payload with seq, newly_published)."""
-        tid, eid = event["thread_id"], event["event_id"]
-        body = orjson.dumps(event)
-        seq, fresh = await self._publish(
-            keys=[seq_key(tid), stream_key(tid), eid_key(tid, eid), ARCHIVE_STREAM],
-            args=[body, self.history_maxlen, self.history_ttl_s, channel(tid)])
-        return int(seq), splice_seq(body, int(seq)), bool(fresh)
+        """One event: (seq, payload with seq, newly_published)."""
+        seq, payloads, fresh = await self.publish_events([event])
+        return seq, payloads[0], fresh
 
     async def head_seq(self, tid: str) -> int:
         value = await self.redis.get(seq_key(tid))
@@ -141,10 +187,13 @@ class Bus:
 
     # -- threads --------------------------------------------------------------------------
     async def claim_thread(self, tid: str, user_id: str, created_at: str) -> bool:
-        """Record a new thread's owner; False if the id is already taken."""
-        created = await self.redis.hsetnx(meta_key(tid), "user_id", user_id)
-        if created:
-            await self.redis.hset(meta_key(tid), "created_at", created_at)
+        """Record a new thread's owner; False if the id is already taken. (``submit_run`` claims the
+        thread of a run it queues by itself.)"""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(meta_key(tid), "user_id", user_id)
+            pipe.hsetnx(meta_key(tid), "created_at", created_at)
+            pipe.expire(meta_key(tid), self.history_ttl_s, nx=True)
+            created, _, _ = await pipe.execute()
         return bool(created)
 
     async def record_run(self, tid: str, run_id: str) -> tuple[int, str | None]:
@@ -168,14 +217,18 @@ class Bus:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def submit_run(self, request: dict[str, Any]) -> None:
-        rid, uid = request["run_id"], request["user_id"]
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(run_key(rid), mapping={"user_id": uid, "thread_id": request["thread_id"],
-                                             "status": "queued", "agent_type": request["agent_type"]})
-            pipe.expire(run_key(rid), 7 * 86400)
-            pipe.xadd(RUNS_STREAM, {"r": orjson.dumps(request)}, maxlen=RUNS_MAXLEN, approximate=True)
-            await pipe.execute()
+    async def submit_run(self, request: dict[str, Any], *, new_thread_at: str | None = None) -> bool:
+        """Queue a run for the workers, once however often it is retried. With ``new_thread_at``
+        (its creation time) the run's thread is new and is claimed for the user in the same step;
+        False, and nothing written, when that thread id is already taken. The thread's owner record
+        lives as long as its history and is refreshed by every run."""
+        body = orjson.dumps(request)  # before anything is written: a request that cannot be sent is not half sent
+        tid = request["thread_id"]
+        queued = await self._submit(
+            keys=[run_key(request["run_id"]), RUNS_STREAM, meta_key(tid)],
+            args=[request["user_id"], tid, request["agent_type"], body, RUNS_MAXLEN, RUN_TTL_S,
+                  self.history_ttl_s, new_thread_at or ""])
+        return bool(queued)
 
     async def reserve_run(self, user_id: str, run_id: str, limit: int) -> bool:
         """Take one of the user's concurrent-run slots, atomically; False when none is free."""

@@ -147,6 +147,11 @@ def cmd_chaos(args: argparse.Namespace) -> None:
         sys.exit(2)
 
 
+def cmd_fuzz(args: argparse.Namespace) -> None:
+    from .fuzz import command
+    sys.exit(command(args))
+
+
 def _positive(kind: type) -> object:
     def parse(text: str) -> object:
         try:
@@ -225,6 +230,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="seed of the fault schedule and the scripts (default: 1)")
     p.add_argument("--report", metavar="PATH", help="write the summary and verdict as JSON here")
     p.set_defaults(func=cmd_chaos)
+    p = sub.add_parser("fuzz", help="hostile frames through HAProxy while a canary's runs stay intact (native stack)",
+                       description="Sends seeded hostile frames of every kind (random bytes, invalid UTF-8 and JSON, "
+                                   "wrong fields and numbers, huge and deep values, frames at the size limits, bad "
+                                   "tokens, other users' threads and runs, floods) from several connections through "
+                                   "HAProxy, each followed by an in-order ping barrier, and checks every answer "
+                                   "against docs/protocol.md: a documented error code or close code, never 1011, "
+                                   "never silence, never an answer to a frame that must be refused. Meanwhile a "
+                                   "canary user's math and scripted runs must complete gapless and in order, no "
+                                   "gateway or worker may restart (process ids through supervisord) nor log a "
+                                   "traceback: native stack only, AE_STACK_OFFSET and AE_STACK_DIR select it; "
+                                   "loopback only. Exits 0 "
+                                   "without violations, 1 with any, 2 for a usage error or a stack not up.")
+    p.add_argument("--frames", type=_positive(int), default=10000, help="frames to send (default: 10000)")
+    p.add_argument("--connections", type=_positive(int), default=4,
+                   help="fuzz connections at a time; each is reopened when the gateway closes it (default: 4)")
+    p.add_argument("--seed", type=int, help="seed of the frames (default: a random one, printed and in the report)")
+    p.add_argument("--duration-max", type=_positive(float), default=300.0,
+                   help="seconds after which the run stops by itself, sent or not (default: 300)")
+    p.add_argument("--url", help="the WebSocket URL, on loopback (default: the native stack's HAProxy, "
+                                 "ws://127.0.0.1:<8000+AE_STACK_OFFSET>/ws)")
+    p.add_argument("--report", metavar="PATH", default="reports/fuzz.json",
+                   help="where the JSON report goes (default: reports/fuzz.json)")
+    p.add_argument("--canaries", type=_positive(int), default=2, help="canary connections running runs (default: 2)")
+    p.add_argument("--start-bound", type=_positive(float), default=2.0,
+                   help="seconds a canary run may take from run_accepted to agent_started (default: 2)")
+    p.add_argument("--kinds", help="comma-separated frame kinds to send (default: all; the summary lists them)")
+    p.set_defaults(func=cmd_fuzz)
     return parser
 
 

@@ -90,3 +90,31 @@ def test_timestamps_are_plain_integers_in_range(claim, value):
     with pytest.raises(AuthError) as err:
         verify_token(token, **CHECK)
     assert err.value.reason == f"invalid {claim}"
+
+
+@pytest.mark.parametrize("value", [None, 2**64, -(2**70), -1, True, 1.5e9])
+def test_a_not_before_claim_is_a_plain_integer_in_range_too(value):
+    now = int(time.time())
+    payload = {"sub": "a", "iat": now, "exp": now + 60, "jti": "j", "iss": "agentevents", "aud": "agentevents-ws",
+               "nbf": str(now) if value is None else value}
+    with pytest.raises(AuthError) as err:
+        verify_token(jwt.encode(payload, KEY, algorithm="HS256"), **CHECK)
+    assert err.value.reason in ("invalid nbf", "invalid token: ImmatureSignatureError",
+                                "invalid token: DecodeError"), err.value.reason
+
+
+@pytest.mark.parametrize(("claim", "value"), [("exp", float("inf")), ("exp", float("nan")), ("iat", float("inf")),
+                                              ("nbf", float("-inf")), ("iat", "x"), ("exp", [1]), ("iat", {"a": 1})])
+def test_times_no_check_foresaw_are_refused_not_raised(claim, value):
+    now = int(time.time())
+    payload = {"sub": "a", "iat": now, "exp": now + 60, "jti": "j", "iss": "agentevents", "aud": "agentevents-ws",
+               claim: value}
+    with pytest.raises(AuthError):
+        verify_token(jwt.encode(payload, KEY, algorithm="HS256"), **CHECK)
+
+
+def test_a_valid_not_before_is_accepted():
+    now = int(time.time())
+    payload = {"sub": "a", "iat": now, "exp": now + 60, "nbf": now - 1, "jti": "j", "iss": "agentevents",
+               "aud": "agentevents-ws"}
+    assert verify_token(jwt.encode(payload, KEY, algorithm="HS256"), **CHECK).user_id == "a"

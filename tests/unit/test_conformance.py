@@ -27,14 +27,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from jsonschema import Draft202012Validator
+from memory_bus import MemoryBus
 
 from agentevents.agents.registry import AgentFactoryError, default_registry
 from agentevents.agents.scripted import MAX_STEPS, ScriptedAgent
 from agentevents.config import Settings
-from agentevents.protocol import envelope as ev
 from agentevents.protocol.conformance import (
     CONFORMANCE_VERSION,
     InvalidSteps,
@@ -351,27 +350,6 @@ def test_valid_scripts_of_every_kind_are_accepted():
 
 
 # -- a refused script, as the user sees it -------------------------------------------------------
-
-class MemoryBus:
-    """The part of agentevents.bus.Bus the engine needs to refuse or run a scripted agent."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-
-    async def publish_event(self, event: dict[str, Any]) -> tuple[int, bytes, bool]:
-        payload = ev.splice_seq(orjson.dumps(event), len(self.events) + 1)
-        self.events.append(orjson.loads(payload))
-        return len(self.events), payload, True
-
-    async def set_run_status(self, run_id: str, user_id: str, status: str, worker: str = "") -> None:
-        return None
-
-    async def record_run(self, thread_id: str, run_id: str) -> tuple[int, str | None]:
-        return 0, None
-
-    async def cancel_requested(self, run_id: str) -> bool:
-        return False
-
 
 def run_scripted(options: dict[str, Any]) -> list[dict[str, Any]]:
     """The events a scripted run with these options publishes, through the real engine."""

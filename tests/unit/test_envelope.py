@@ -38,3 +38,27 @@ def test_splice_seq_puts_seq_first_and_keeps_the_rest():
     assert spliced.startswith(b'{"seq":42,')
     assert orjson.loads(spliced) == {"seq": 42, "type": "x", "data": {"a": 1}}
     assert orjson.loads(ev.splice_seq(b"{}", 7)) == {"seq": 7}
+
+
+def test_the_pii_prefilter_never_skips_a_text_a_pattern_would_change():
+    import random
+
+    from agentevents.protocol import redaction
+
+    def full_pass(text: str) -> str:  # the six patterns, without the prefilter
+        for pattern, repl in ((redaction._JWT, "t"), (redaction._BEARER, "b"), (redaction._API_KEY, "k"),
+                              (redaction._EMAIL, "e"), (redaction._SSN, "s"), (redaction._CARD, redaction._card)):
+            text = pattern.sub(repl, text)
+        return text
+
+    rng = random.Random(5)
+    alphabet = "ab eyJ.-_@xX19 \u0663BEARERbearer skpkapikeytok4111" + "0123456789" * 3
+    skipped = 0
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
+        if not redaction.may_hold_pii(text):
+            skipped += 1
+            assert full_pass(text) == text, text
+    assert skipped > 1000  # the check did skip texts, so it was exercised
+    assert redaction.may_hold_pii("card 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1")  # spaced digits still count
+    assert redaction.may_hold_pii("Arabic-Indic \u0664\u0661\u0661\u0661-\u0661\u0661\u0661\u0661 1234 5678 9")

@@ -129,3 +129,22 @@ def test_from_userdata_names_what_an_external_target_lacks():
     target = StackTarget.from_userdata({"stack": "external", "ws_url": "ws://127.0.0.1:9/ws", "jwt_secret": "x",
                                         "target": str(TARGETS / "native.toml")})
     assert (target.mode, target.ws_url, target.profile.name) == ("external", "ws://127.0.0.1:9/ws", "native")
+
+
+def test_the_callback_service_listens_where_the_backend_allows_its_http_api_tool(monkeypatch, tmp_path):
+    from agentevents.stack import native
+    from agentevents.testing import serve_stack
+    assert parse_profile("[urls]\ncallback = 'http://127.0.0.1:9098/'").callback_url == "http://127.0.0.1:9098"
+    assert parse_profile("").callback_url == ""
+    for bad in ("https://127.0.0.1:9098", "http://10.0.0.1:9098", "http://127.0.0.1", "http://127.0.0.1:9098/x"):
+        with pytest.raises(ProfileError, match=r"\[urls\] callback"):
+            parse_profile(f"[urls]\ncallback = '{bad}'", "mine.toml")
+    monkeypatch.setenv("AE_STACK_DIR", str(tmp_path))
+    assert StackTarget.from_userdata({"stack": "native"}).callback_url == native.callback_url()
+    assert native.stack_env()["AE_HTTP_ALLOWED_BASE_URLS"] == native.callback_url()
+    serve = StackTarget.from_userdata({"target": str(TARGETS / "serve.toml")})
+    assert serve.callback_url == serve_stack.callback_url()
+    assert serve_stack.environment(load_profile(TARGETS / "serve.toml"), "postgresql://db/x", "redis://r/1")[
+        "AE_HTTP_ALLOWED_BASE_URLS"] == serve_stack.callback_url()
+    assert StackTarget.from_userdata({"stack": "native", "callback_url": "http://127.0.0.1:9"}).callback_url == \
+        "http://127.0.0.1:9"

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import pytest
 from jsonschema import Draft202012Validator, ValidationError
+from memory_bus import MemoryBus
 
 from agentevents.auth import issue_token
 from agentevents.config import Settings
@@ -358,55 +359,6 @@ def test_client_messages_are_validated_by_their_type():
 
 
 # -- frames produced by the real bridge and dispatcher ----------------------------------------
-
-class MemoryBus:
-    """Enough of agentevents.bus.Bus for the bridge, the dispatcher and the gateway handlers."""
-
-    def __init__(self) -> None:
-        self.seq: dict[str, int] = {}
-        self.payloads: dict[str, list[tuple[int, bytes]]] = {}
-        self.owners: dict[str, str] = {}
-        self.runs: dict[str, dict[str, str]] = {}
-        self.controls: list[dict[str, Any]] = []
-
-    async def publish_event(self, event: dict[str, Any]) -> tuple[int, bytes, bool]:
-        tid = event["thread_id"]
-        seq = self.seq[tid] = self.seq.get(tid, 0) + 1
-        payload = ev.splice_seq(orjson.dumps(event), seq)
-        self.payloads.setdefault(tid, []).append((seq, payload))
-        return seq, payload, True
-
-    async def head_seq(self, tid: str) -> int:
-        return self.seq.get(tid, 0)
-
-    async def thread_owner(self, tid: str) -> str | None:
-        return self.owners.get(tid)
-
-    async def claim_thread(self, tid: str, user_id: str, created_at: str) -> bool:
-        return self.owners.setdefault(tid, user_id) == user_id
-
-    async def reserve_run(self, user_id: str, run_id: str, limit: int) -> bool:
-        return True
-
-    async def release_run(self, user_id: str, run_id: str) -> None:
-        return None
-
-    async def submit_run(self, request: dict[str, Any]) -> None:
-        self.runs[request["run_id"]] = {"user_id": request["user_id"], "thread_id": request["thread_id"],
-                                        "status": "queued", "agent_type": request["agent_type"]}
-
-    async def run_info(self, run_id: str) -> dict[str, str]:
-        return dict(self.runs.get(run_id, {}))
-
-    async def send_control(self, message: dict[str, Any]) -> None:
-        self.controls.append(message)
-
-    async def set_run_status(self, run_id: str, user_id: str, status: str, worker: str = "") -> None:
-        self.runs.setdefault(run_id, {})["status"] = status
-
-    async def wait_answer(self, run_id: str, approval_id: str, timeout_s: float) -> dict[str, Any] | None:
-        return {"approved": True}
-
 
 def bridge_frames() -> list[dict[str, Any]]:
     async def scenario() -> list[dict[str, Any]]:

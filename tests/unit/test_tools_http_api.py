@@ -1,4 +1,5 @@
-"""http_api: loopback-only base URL, request building and response decoding (no real network)."""
+"""http_api: loopback-only base URL, the server's allow-list, request building and response
+decoding (no real network)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,23 @@ import pytest
 
 from agentevents.tools import http_api
 from agentevents.tools.base import ToolContext, ToolError, ToolResult
-from agentevents.tools.http_api import HttpApiTool, Response, check_base_url, decode_body, is_loopback_host
+from agentevents.tools.http_api import (
+    HttpApiTool,
+    Response,
+    check_base_url,
+    decode_body,
+    is_allowed,
+    is_loopback_host,
+    normalise_base_url,
+)
+
+ALLOWED = ("http://127.0.0.1:8080/api",)
 
 
-def ctx(base_url: str | None = "http://127.0.0.1:8080/api/") -> ToolContext:
-    settings = {} if base_url is None else {"http_api_base_url": base_url}
+def ctx(base_url: str | None = "http://127.0.0.1:8080/api/", allowed: Any = ALLOWED) -> ToolContext:
+    settings: dict[str, Any] = {} if base_url is None else {"http_api_base_url": base_url}
+    if allowed is not None:
+        settings["http_api_allowed_base_urls"] = allowed
     return ToolContext(user_id="u1", thread_id="t1", run_id="r1", settings=settings)
 
 
@@ -134,3 +147,61 @@ def test_decode_body() -> None:
 def test_tool_attributes() -> None:
     tool = HttpApiTool()
     assert (tool.name, tool.category, tool.permission) == ("http_api", "api", "tools:http")
+
+
+# -- the server's allow-list ----------------------------------------------------------------------
+
+def test_normalise_base_url() -> None:
+    assert normalise_base_url("HTTP://LocalHost/api/") == "http://localhost:80/api"
+    assert normalise_base_url("https://[::1]") == "https://[::1]:443"
+    assert normalise_base_url("http://127.0.0.1:8098") == "http://127.0.0.1:8098"
+
+
+@pytest.mark.parametrize("url", ["http://example.com", "http://127.0.0.1:8098/a/../b", "http://127.0.0.1:8098/%2e%2e",
+                                 "http://u:p@127.0.0.1:8098", "http://127.0.0.1:8098?x=1", "ftp://127.0.0.1"])
+def test_normalise_refuses_what_could_not_be_allowed(url: str) -> None:
+    with pytest.raises(ValueError):
+        normalise_base_url(url)
+
+
+@pytest.mark.parametrize(("base", "allowed"), [
+    ("http://127.0.0.1:8080/api", True),
+    ("http://127.0.0.1:8080/api/", True),
+    ("http://127.0.0.1:8080/api/v2", True),
+    ("HTTP://127.0.0.1:8080/api", True),
+    ("http://127.0.0.1:8080/apix", False),
+    ("http://127.0.0.1:8080", False),
+    ("http://127.0.0.1:8081/api", False),
+    ("http://localhost:8080/api", False),
+    ("https://127.0.0.1:8080/api", False),
+    ("http://127.0.0.1:8080/api/../admin", False),
+    ("http://127.0.0.1:8099", False),
+])
+def test_a_base_url_is_allowed_only_when_it_is_or_lies_under_an_allowed_one(base: str, allowed: bool) -> None:
+    assert is_allowed(base, ALLOWED) is allowed
+
+
+def test_nothing_is_allowed_without_an_allow_list() -> None:
+    assert not is_allowed("http://127.0.0.1:8080/api", ())
+    assert not is_allowed("http://127.0.0.1:8080/api", None)
+
+
+@pytest.mark.parametrize("allowed", [(), None, ("http://127.0.0.1:9000",)])
+def test_a_base_url_the_server_does_not_allow_is_refused_before_any_request(
+        monkeypatch: pytest.MonkeyPatch, allowed: Any) -> None:
+    def boom(*args: Any) -> Response:
+        raise AssertionError("must not fetch")
+
+    monkeypatch.setattr(http_api, "fetch", boom)
+    with pytest.raises(ToolError) as info:
+        call({"path": "/"}, ctx("http://127.0.0.1:8080/api", allowed))
+    assert info.value.code == "api_host_not_allowed"
+    assert "is not a service this server allows" in info.value.message
+
+
+def test_a_path_climbing_out_of_the_base_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http_api, "fetch", lambda *args: (_ for _ in ()).throw(AssertionError("must not fetch")))
+    for path in ("/../admin", "/a/%2E%2E/b", "/./x"):
+        with pytest.raises(ToolError) as info:
+            call({"path": path})
+        assert info.value.code == "invalid_params"

@@ -6,8 +6,9 @@ import re
 from typing import Any
 
 from ..auth import PERM_SQL, has_permission
+from ..worker.policy import OptionError, lower_only, seconds_option
 from .base import AgentContext, AgentFailure, AgentOutcome
-from .registry import AgentSpec
+from .registry import AgentFactoryError, AgentSpec
 
 _EXPR = re.compile(r"[-+*/().%\d\s^]+(?:\s*(?:sqrt|abs|round|log|sin|cos|tan)\([^)]*\))?[-+*/().%\d\s^]*")
 
@@ -89,9 +90,58 @@ class ResearchAgent:
                                                "method": "BM25 ranking over the offline corpus"}})
 
 
+# The data analyst's SQL: the server's own queries, never text from the request. The agent picks
+# one from the question (first matching words win) or takes the one named in ``options.sql``.
+DATA_QUERIES: dict[str, str] = {
+    "customers_by_country": "SELECT country, count(*) AS customers FROM customers GROUP BY country "
+                            "ORDER BY customers DESC, country",
+    "orders_by_status": "SELECT status, count(*) AS orders FROM orders GROUP BY status ORDER BY orders DESC, status",
+    "revenue_by_category": "SELECT p.category, sum(o.quantity * p.price) AS revenue FROM orders o "
+                           "JOIN products p ON p.id = o.product_id WHERE o.status <> 'cancelled' "
+                           "GROUP BY p.category ORDER BY revenue DESC",
+    "top_products": "SELECT p.name, sum(o.quantity) AS units FROM orders o JOIN products p ON p.id = o.product_id "
+                    "GROUP BY p.name ORDER BY units DESC, p.name LIMIT 5",
+    "low_stock": "SELECT name, stock FROM products WHERE stock < 50 ORDER BY stock, name",
+    "order_count": "SELECT count(*) AS orders FROM orders",
+    "product_count": "SELECT count(*) AS products FROM products",
+    "customer_count": "SELECT count(*) AS customers FROM customers",
+}
+_QUERY_WORDS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("country", "countries"), "customers_by_country"),
+    (("status",), "orders_by_status"),
+    (("revenue", "category", "categories", "turnover"), "revenue_by_category"),
+    (("top", "best", "popular", "most sold"), "top_products"),
+    (("stock", "inventory"), "low_stock"),
+    (("order",), "order_count"),
+    (("product",), "product_count"),
+)
+DEFAULT_QUERY = "customer_count"
+
+
+def choose_query(message: str, named: Any = None) -> tuple[str, str]:
+    """(name, SQL) of the server's query for a question, or of the one ``named``; AgentFactoryError
+    when ``named`` is not one of :data:`DATA_QUERIES` (raw SQL from a client is never run)."""
+    if named is not None:
+        if isinstance(named, str) and named in DATA_QUERIES:
+            return named, DATA_QUERIES[named]
+        raise AgentFactoryError("options.sql must name one of the server's queries "
+                                f"({', '.join(sorted(DATA_QUERIES))}); SQL text is not accepted")
+    text = message.lower()
+    for words, name in _QUERY_WORDS:
+        if any(word in text for word in words):
+            return name, DATA_QUERIES[name]
+    return DEFAULT_QUERY, DATA_QUERIES[DEFAULT_QUERY]
+
+
 class DataAnalystAgent:
     name = "data_analyst"
-    description = "Answers questions about data with SQL (tools:sql) and dataset analysis"
+    description = "Answers questions about data with the server's SQL queries (tools:sql) and dataset analysis"
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.named_query = options.get("sql")
+        if self.named_query is not None:
+            choose_query("", self.named_query)  # refuses an unknown name at creation
+        self.tool_timeout_s = seconds_option(options, "tool_timeout_s")
 
     async def run(self, ctx: AgentContext) -> AgentOutcome:
         await ctx.think("Planning the analysis: summary statistics first.", kind="plan")
@@ -101,10 +151,12 @@ class DataAnalystAgent:
                                                         "operation": "summary"}, purpose="summarize the dataset")
         if analysis.ok:
             results["summary"] = analysis.result
-        sql = ctx.options.get("sql", "SELECT count(*) AS customers FROM customers")
         if has_permission(ctx.run.permissions, PERM_SQL):
-            query = await ctx.call_tool("sql_query", {"query": sql}, purpose="query the demo database",
-                                        timeout_s=ctx.options.get("tool_timeout_s"))
+            query_name, sql = choose_query(ctx.message, self.named_query)
+            tool = ctx.tools.tools.get("sql_query")
+            own_limit = float(getattr(tool, "timeout_s", 10.0))
+            query = await ctx.call_tool("sql_query", {"query": sql}, purpose=f"query the demo database ({query_name})",
+                                        timeout_s=lower_only(self.tool_timeout_s, own_limit))
             if query.ok:
                 results["query"] = query.result
             else:
@@ -145,10 +197,18 @@ def _spec(cls: type, **kw: Any) -> AgentSpec:
     return AgentSpec(name=cls.name, description=cls.description, factory=lambda _opts: cls(), **kw)
 
 
+def _data_analyst(options: dict[str, Any]) -> DataAnalystAgent:
+    try:
+        return DataAnalystAgent(options)
+    except OptionError as exc:
+        raise AgentFactoryError(str(exc)) from None
+
+
 SPECS: tuple[AgentSpec, ...] = (
     _spec(TriageAgent),
     _spec(MathAgent, tools=("calculator",)),
     _spec(ResearchAgent, tools=("search",)),
-    _spec(DataAnalystAgent, tools=("analyze_data", "sql_query")),
+    AgentSpec(name=DataAnalystAgent.name, description=DataAnalystAgent.description, factory=_data_analyst,
+              tools=("analyze_data", "sql_query")),
     _spec(TeamAgent, tools=("search", "calculator")),
 )

@@ -3,7 +3,9 @@
 Per subscribed thread a ``Cursor`` remembers the last seq written to this socket. Live events
 go through the rule in ``protocol.replay.next_deliverable``: the next seq is delivered, an old
 one (a redelivered copy) is dropped, and a jump triggers a fill from history first — so a
-connection sees every thread gapless, in order, once.
+connection sees every thread gapless, in order, once. While a fill (or a replay) runs, live events
+wait in the cursor, at most a quarter of the outbound queue of them (so releasing them never
+overflows it); newer ones are not kept but read from history once the fill is done.
 """
 
 from __future__ import annotations
@@ -31,12 +33,27 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agentevents.connection")
 
+MAX_PENDING = 500  # live events held per followed thread while a fill or replay runs (default queue / 4)
+
 
 @dataclass
 class Cursor:
     last: int = 0
     busy: bool = True
     pending: dict[int, tuple[str, str]] = field(default_factory=dict)
+    behind: int = 0  # the newest seq that found no room in ``pending``: read from history afterwards
+    limit: int = MAX_PENDING
+
+    def hold(self, seq: int, event_id: str, text: str) -> bool:
+        """Keep a live event until the cursor is free; False when it is a copy of one already written."""
+        if seq <= self.last:
+            return False
+        if seq not in self.pending:
+            if len(self.pending) >= self.limit:
+                self.behind = max(self.behind, seq)
+                return True
+            self.pending[seq] = (event_id, text)
+        return True
 
 
 @dataclass
@@ -168,7 +185,7 @@ class Connection:
         fresh = cursor is None
         try:
             if cursor is None:
-                cursor = self.cursors[thread_id] = Cursor()
+                cursor = self.cursors[thread_id] = Cursor(limit=max(1, self.max_events // 4))
                 await self.gateway.hub.join(thread_id, self)
             cursor.busy = True
             head = await self.gateway.bus.head_seq(thread_id)
@@ -207,7 +224,8 @@ class Connection:
         if cursor is None:
             return
         if cursor.busy:
-            cursor.pending[seq] = (event_id, text)
+            if not cursor.hold(seq, event_id, text):
+                self.duplicates_dropped += 1
             return
         verdict = next_deliverable(cursor.last, seq)
         if verdict == "deliver":
@@ -217,7 +235,7 @@ class Connection:
             self.duplicates_dropped += 1
         else:
             cursor.busy = True
-            cursor.pending[seq] = (event_id, text)
+            cursor.hold(seq, event_id, text)
             self.spawn(self._fill_gap(thread_id, cursor, seq - 1))
 
     def catch_up(self, thread_id: str) -> None:
@@ -291,4 +309,9 @@ class Connection:
                 return
             cursor.last = seq
             self._enqueue(Outbound(text, thread_id, seq, event_id))
+        if cursor.behind > cursor.last:
+            # Live events came faster than the fill and were not kept: they are in history.
+            self.spawn(self._fill_gap(thread_id, cursor, cursor.behind))
+            return
+        cursor.behind = 0
         cursor.busy = False

@@ -4,6 +4,10 @@ connections subscribed to each thread. Not a read loop per WebSocket.
 When the pub/sub connection drops, the hub reconnects, resubscribes every channel and asks
 every local cursor to catch up from the thread's stream, so nothing published during the gap
 is lost.
+
+The same connection carries the gateway's notice channels (revocations): each has a handler for
+its messages and one called whenever its subscription is confirmed, since notices published while
+the connection was down are lost.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import orjson
@@ -26,11 +32,20 @@ if TYPE_CHECKING:
 log = logging.getLogger("agentevents.hub")
 
 
+@dataclass(frozen=True)
+class Notices:
+    """A channel that is not a thread's: what to do with its messages, and after each (re)subscription."""
+
+    on_message: Callable[[bytes], None]
+    on_subscribed: Callable[[], None] = lambda: None
+
+
 class Hub:
-    def __init__(self, redis: aioredis.Redis, server_id: str) -> None:
+    def __init__(self, redis: aioredis.Redis, server_id: str, notices: dict[str, Notices] | None = None) -> None:
         self.redis = redis
         # Every gateway listens on its own channel too, so the pub/sub connection always exists.
         self.own_channel = f"ae:gw:{server_id}"
+        self.notices = {name.encode(): handler for name, handler in (notices or {}).items()}
         self.local: dict[str, set[Connection]] = defaultdict(set)
         self.pubsub = redis.pubsub()
         self._confirm: dict[bytes, asyncio.Future[None]] = {}
@@ -40,7 +55,7 @@ class Hub:
 
     async def start(self) -> None:
         try:
-            await self.pubsub.subscribe(self.own_channel)
+            await self.pubsub.subscribe(self.own_channel, *self.notices)
             self.healthy = True
         except (RedisError, OSError) as exc:
             log.warning("hub_start_without_redis error=%s", exc)
@@ -110,7 +125,7 @@ class Hub:
         try:
             # Each thread catches up from its stream once its subscription is confirmed.
             self._resync = {n.encode() for n in names}
-            await self.pubsub.subscribe(self.own_channel, *names)
+            await self.pubsub.subscribe(self.own_channel, *self.notices, *names)
             log.info("hub_reconnected threads=%d", len(names))
         except (RedisError, OSError):
             return
@@ -118,6 +133,18 @@ class Hub:
     def _handle(self, message: dict) -> None:
         kind = message.get("type")
         name = message.get("channel")
+        handler = self.notices.get(name)
+        if handler is not None:
+            try:
+                if kind == "subscribe":
+                    handler.on_subscribed()
+                elif kind == "message":
+                    handler.on_message(message["data"])
+            except Exception:  # one bad notice must not stop the delivery of events
+                log.exception("notice_failed channel=%s", name)
+            return
+        if name == self.own_channel.encode():
+            return
         if kind == "subscribe":
             waiter = self._confirm.pop(name, None)
             if waiter and not waiter.done():

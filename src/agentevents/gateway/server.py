@@ -24,7 +24,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from .. import store
+from .. import revocation, store
 from ..agents.registry import AgentRegistry, UnknownAgent, default_registry
 from ..auth import AuthError, Claims, may_refresh, token_from_handshake, verify_token
 from ..bus import Bus, connect
@@ -41,7 +41,7 @@ from ..protocol.messages import (
 )
 from .connection import Connection
 from .history import History
-from .hub import Hub
+from .hub import Hub, Notices
 
 log = logging.getLogger("agentevents.gateway")
 
@@ -68,6 +68,17 @@ class LazyPool:
             await self.pool.close()
 
 
+class GatewayConnection(ServerConnection):
+    """A server connection that carries its verified claims from ``process_request`` to the handler.
+
+    They live on the connection, not in a table of the gateway's: a handshake that fails after
+    ``process_request`` (the client goes away, the upgrade is invalid, the server is closing) leaves
+    nothing behind.
+    """
+
+    claims: Claims | None = None
+
+
 class Gateway:
     def __init__(self, settings: Settings, registry: AgentRegistry | None = None) -> None:
         self.settings = settings
@@ -77,11 +88,12 @@ class Gateway:
         self.bus = Bus(self.redis, history_maxlen=settings.history_maxlen, history_ttl_s=settings.history_ttl_s)
         self.database = LazyPool(settings.database_url)
         self.history = History(self.bus, self.database)
-        self.hub = Hub(self.redis, settings.server_id)
+        self.hub = Hub(self.redis, settings.server_id, notices={
+            revocation.CHANNEL: Notices(self.on_revocation, self.check_revocations_now)})
         self.audit = store.BatchWriter(settings.database_url)
         self.connections: dict[str, Connection] = {}
-        self._claims: dict[uuid.UUID, Claims] = {}
         self.stopping = asyncio.Event()
+        self._revocation_check = asyncio.Event()
 
     def count_replay(self, complete: bool) -> None:
         REPLAYS.labels(str(complete).lower()).inc()
@@ -119,14 +131,60 @@ class Gateway:
             response = connection.respond(HTTPStatus.UNAUTHORIZED, f"unauthorized: {exc.reason}\n")
             response.headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{exc.reason}"'
             return response
-        self._claims[connection.id] = claims
+        connection.claims = claims  # type: ignore[attr-defined]  # a GatewayConnection
         return None
 
     async def _revoked(self, claims: Claims) -> bool:
         try:
-            return bool(await self.redis.exists(f"ae:revoked:{claims.jti}", f"ae:revoked-user:{claims.user_id}"))
+            return await revocation.is_revoked(self.redis, claims.jti, claims.user_id)
         except (RedisError, OSError):
             return False  # Redis down: the signature and expiry checks still hold
+
+    # -- revocation of open connections -----------------------------------------------------
+    def on_revocation(self, raw: bytes) -> None:
+        """A token or a user was revoked: close the connections running on it, now."""
+        jti, user_id = revocation.parse_notice(raw)
+        for conn in list(self.connections.values()):
+            if (jti is not None and conn.claims.jti == jti) or (user_id is not None and conn.user_id == user_id):
+                self._close_revoked(conn)
+
+    def check_revocations_now(self) -> None:
+        """Notices may have been missed (the hub just (re)subscribed): check every connection."""
+        self._revocation_check.set()
+
+    def _close_revoked(self, conn: Connection) -> None:
+        if conn.closing:
+            return
+        log.info("token_revoked %s jti=%s", conn.log_fields(), conn.claims.jti)
+        conn.close(CloseCode.TOKEN_REVOKED, "token revoked")
+
+    async def sweep_revocations(self) -> int:
+        """Close every open connection whose token is revoked now; how many were closed."""
+        current = {conn.id: (conn.claims.jti, conn.user_id) for conn in self.connections.values()}
+        if not current:
+            return 0
+        revoked = await revocation.revoked_among(self.redis, current.values())
+        closed = 0
+        for conn_id, token in current.items():
+            conn = self.connections.get(conn_id)
+            # Still open, and still on that token (not refreshed meanwhile).
+            if token in revoked and conn is not None and (conn.claims.jti, conn.user_id) == token:
+                closed += not conn.closing
+                self._close_revoked(conn)
+        return closed
+
+    async def _watch_revocations(self) -> None:
+        """The check under the notices: a key set without a notice is found within one interval."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._revocation_check.wait(), self.settings.revocation_check_s)
+            self._revocation_check.clear()
+            try:
+                await self.sweep_revocations()
+            except (RedisError, OSError) as exc:
+                log.warning("revocation_check_failed error=%s", exc)
+            except Exception:  # the next round tries again
+                log.exception("revocation_check_failed")
 
     @staticmethod
     def _json_response(connection: ServerConnection, status: HTTPStatus, body: dict[str, Any]) -> Response:
@@ -145,34 +203,38 @@ class Gateway:
 
     # -- connection -------------------------------------------------------------------------
     async def handler(self, ws: ServerConnection) -> None:
-        claims = self._claims.pop(ws.id, None)
+        claims = getattr(ws, "claims", None)
         if claims is None:  # cannot happen: process_request refuses first
             await ws.close(CloseCode.TOKEN_INVALID, "unauthenticated")
             return
         conn = Connection(self, ws, claims, "conn_" + uuid.uuid4().hex[:16])
+        writer: asyncio.Task[None] | None = None
+        expiry: asyncio.Task[None] | None = None
         self.connections[conn.id] = conn
         CONNECTIONS.inc()
-        log.info("connected %s", conn.log_fields())
-        writer = asyncio.create_task(conn.writer())
-        expiry = asyncio.create_task(self._expire(conn))
-        conn.send_frame({"type": "connection_established", "connection_id": conn.id, "user_id": conn.user_id,
-                         "server_id": self.settings.server_id, "heartbeat_interval_ms":
-                         int(self.settings.heartbeat_interval_s * 1000), "token_expires_at": claims.exp,
-                         "max_message_bytes": MAX_MESSAGE_BYTES, "protocol_version": 1,
-                         "server_time": utc_timestamp()})
-        try:
+        try:  # from here on, whatever fails, the connection is counted out again below
+            log.info("connected %s", conn.log_fields())
+            writer = asyncio.create_task(conn.writer())
+            expiry = asyncio.create_task(self._expire(conn))
+            conn.send_frame({"type": "connection_established", "connection_id": conn.id, "user_id": conn.user_id,
+                             "server_id": self.settings.server_id, "heartbeat_interval_ms":
+                             int(self.settings.heartbeat_interval_s * 1000), "token_expires_at": claims.exp,
+                             "max_message_bytes": MAX_MESSAGE_BYTES, "protocol_version": 1,
+                             "server_time": utc_timestamp()})
             async for raw in ws:
                 await self._receive(conn, raw)
         except ConnectionClosed:
             pass
         finally:
-            expiry.cancel()
-            await conn.shutdown()
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(writer, 1)
-            writer.cancel()
             self.connections.pop(conn.id, None)
             CONNECTIONS.dec()
+            if expiry is not None:
+                expiry.cancel()
+            await conn.shutdown()
+            if writer is not None:
+                with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(writer, 1)
+                writer.cancel()
             log.info("disconnected %s code=%s dropped_duplicates=%d", conn.log_fields(), ws.close_code,
                      conn.duplicates_dropped)
 
@@ -256,24 +318,30 @@ class Gateway:
         created = thread_id is None
         if not created:
             await self._require_thread(conn, thread_id, rid)
-        run_id = new_id()
-        limit = self.settings.tier_run_limits[conn.claims.tier]
-        if not await self.bus.reserve_run(conn.user_id, run_id, limit):
-            raise ProtocolError(ErrorCode.TOO_MANY_RUNS, f"at most {limit} concurrent runs on the "
-                                f"{conn.claims.tier} tier", rid, {"limit": limit})
-        if created:
+        else:
             thread_id = new_id()
-            await self.bus.claim_thread(thread_id, conn.user_id, utc_timestamp())
+        run_id = new_id()
         request = {"run_id": run_id, "thread_id": thread_id, "user_id": conn.user_id, "agent_type": agent_type,
                    "message": msg["message"], "options": msg.get("options") or {},
                    "permissions": sorted(conn.claims.permissions), "tier": conn.claims.tier,
                    "requested_at": time.time(), "connection_id": conn.id}
+        limit = self.settings.tier_run_limits[conn.claims.tier]
+        # The one write before the run is queued is the run's slot, given back if anything fails;
+        # a new thread is claimed in the same step that queues the run.
+        if not await self.bus.reserve_run(conn.user_id, run_id, limit):
+            raise ProtocolError(ErrorCode.TOO_MANY_RUNS, f"at most {limit} concurrent runs on the "
+                                f"{conn.claims.tier} tier", rid, {"limit": limit})
         try:
             await conn.follow(thread_id, None, rid, hold=True)
-            await self.bus.submit_run(request)
+            if not await self.bus.submit_run(request, new_thread_at=utc_timestamp() if created else None):
+                raise ProtocolError(ErrorCode.UNAVAILABLE, "could not start the run; retry", rid,
+                                    {"retry_after_ms": 1000})
         except BaseException:
             await conn.unfollow(thread_id)
-            await self.bus.release_run(conn.user_id, run_id)
+            try:
+                await self.bus.release_run(conn.user_id, run_id)
+            except (RedisError, OSError) as exc:  # the slot expires with the user's active set
+                log.warning("release_run_failed %s run_id=%s error=%s", conn.log_fields(), run_id, exc)
             raise
         conn.send_frame({"type": "run_accepted", "request_id": rid, "run_id": run_id, "thread_id": thread_id,
                          "agent_type": agent_type, "thread_created": created})
@@ -290,8 +358,9 @@ class Gateway:
 
     async def on_unsubscribe(self, conn: Connection, msg: dict[str, Any]) -> None:
         was = await conn.unfollow(msg["thread_id"])
+        # In order: what was already queued of the thread arrives before the answer, nothing after it.
         conn.send_frame({"type": "unsubscribed", "request_id": msg.get("request_id"), "thread_id": msg["thread_id"],
-                         "was_subscribed": was})
+                         "was_subscribed": was}, in_order=True)
 
     async def on_resume(self, conn: Connection, msg: dict[str, Any]) -> None:
         rid = msg.get("request_id")
@@ -345,8 +414,10 @@ class Gateway:
         if self.settings.tls_cert:
             tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             tls.load_cert_chain(self.settings.tls_cert, self.settings.tls_key or None)
+        revocations = asyncio.create_task(self._watch_revocations(), name="revocations")
         async with serve(self.handler, self.settings.host, self.settings.port, ssl=tls,
                          process_request=self.process_request, select_subprotocol=self.select_subprotocol,
+                         create_connection=GatewayConnection,
                          max_size=HARD_MAX_FRAME, ping_interval=self.settings.heartbeat_interval_s,
                          ping_timeout=self.settings.heartbeat_interval_s, close_timeout=2,
                          server_header="agentevents") as server:
@@ -355,6 +426,8 @@ class Gateway:
             await self.stopping.wait()
             server.close(close_connections=True)
             await server.wait_closed()
+        revocations.cancel()
+        await asyncio.gather(revocations, return_exceptions=True)
         await self.hub.stop()
         await self.audit.stop()
         await self.database.close()

@@ -35,7 +35,8 @@ class CloseCode(IntEnum):
     # Do not retry (3500+)
     TOKEN_INVALID = 3500
     TOO_MANY_ERRORS = 3501
-    USER_REVOKED = 3502
+    TOKEN_REVOKED = 3502        # the token (its jti) or its user was revoked while the connection was open
+    USER_REVOKED = 3502         # the same code, by its earlier name
 
 
 RECONNECT_CLOSE_CODES = frozenset(

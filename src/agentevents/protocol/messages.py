@@ -1,6 +1,9 @@
 """Client messages: parse a frame into a validated dict, or say precisely what is wrong.
 
-Validation uses the JSON Schemas in ``schema/client/`` (the same files published in docs/schema).
+Every frame is checked at the door, before anything recursive sees it: its size (``MAX_MESSAGE_BYTES``),
+then, once parsed, how deep its arrays and objects nest (``MAX_DEPTH``, walked without recursion).
+Only then is it validated, with the JSON Schemas in ``schema/client/`` (the same files published in
+docs/schema), and handed on (serializers and validators further down recurse per level).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from .codes import ErrorCode
 CLIENT_TYPES = ("start_agent", "subscribe", "unsubscribe", "resume", "cancel_agent", "auth_refresh",
                 "respond", "ping")
 MAX_MESSAGE_BYTES = 64 * 1024
+MAX_DEPTH = 32  # levels of arrays and objects, the message object itself being level 1
 
 
 @dataclass(frozen=True)
@@ -65,17 +69,43 @@ def peek_request_id(frame: str | bytes) -> str | None:
         return None
 
 
+def too_deep(obj: Any, limit: int = MAX_DEPTH) -> str | None:
+    """Where ``obj`` nests arrays and objects more than ``limit`` levels deep (``obj`` itself is level 1):
+    the top-level field holding the first container past the limit, or None. Iterative, so any depth is
+    safe to ask about."""
+    stack: list[tuple[Any, int, str]] = [(obj, 1, "")]
+    while stack:
+        value, depth, where = stack.pop()
+        if depth > limit:
+            return where or "(message)"
+        children = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, child in children:
+            if isinstance(child, dict | list):
+                # The path is named by its top-level field: that is the part of the message at fault.
+                stack.append((child, depth + 1, str(key)[:64] if depth == 1 else where))
+    return None
+
+
 def parse_client_message(frame: str | bytes) -> dict[str, Any]:
     """Return the message as a dict, or raise ProtocolError with a stable code."""
-    size = len(frame.encode() if isinstance(frame, str) else frame)
+    data = frame.encode() if isinstance(frame, str) else frame
+    size = len(data)
     if size > MAX_MESSAGE_BYTES:
         raise ProtocolError(ErrorCode.TOO_LARGE, f"message is {size} bytes; the limit is {MAX_MESSAGE_BYTES}",
                             details={"limit": MAX_MESSAGE_BYTES, "size": size})
     try:
-        obj = orjson.loads(frame)
+        obj = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise ProtocolError(ErrorCode.MALFORMED, f"not valid JSON: {exc}") from None
     rid = _request_id(obj)
+    # A frame with no more brackets than the limit cannot nest deeper: most frames skip the walk.
+    if data.count(b"[") + data.count(b"{") > MAX_DEPTH and isinstance(obj, dict | list):
+        where = too_deep(obj)
+        if where is not None:
+            mtype = obj.get("type") if isinstance(obj, dict) else None
+            prefix = f"{mtype}: " if mtype in CLIENT_TYPES else ""
+            raise ProtocolError(ErrorCode.MALFORMED, f"{prefix}{where}: more than {MAX_DEPTH} levels of nested "
+                                f"arrays and objects (the limit is {MAX_DEPTH})", rid, details={"limit": MAX_DEPTH})
     if not isinstance(obj, dict):
         raise ProtocolError(ErrorCode.MALFORMED, "a message must be a JSON object")
     mtype = obj.get("type")

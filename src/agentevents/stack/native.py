@@ -1,10 +1,12 @@
 """The native stack without Docker, supervised by supervisord.
 
-  PostgreSQL  127.0.0.1:5434  data in .stack/pgdata, run as the ``postgres`` user when root
+  PostgreSQL  127.0.0.1:5434  data in .stack/pgdata, run as the ``postgres`` user when root; roles
+              ``agentevents`` (owns the database) and ``agentevents_sql`` (sql_query's, read-only)
   Redis       127.0.0.1:6381  append-only file in .stack/redis
   gateway1/2  127.0.0.1:8001, 8002
   HAProxy     127.0.0.1:8000  -> gateways (leastconn, /health checks); stats on 8404
-  worker1/2   health on 127.0.0.1:8101, 8102
+  worker1/2   health on 127.0.0.1:8101, 8102; their http_api tool may call only 127.0.0.1:8098,
+              where the specification serves its test HTTP service
 
 ``up`` returns when every process answers its health check. Fault control (kill, stop, start,
 restart, pause, resume) acts on one component; supervisord restarts a killed application
@@ -34,6 +36,9 @@ LB_PORT = 8000 + OFFSET
 TLS_PORT = 8443 + OFFSET
 STATS_PORT = 8404 + OFFSET
 CONTROL_PORT = 8099 + OFFSET  # the control endpoint (docs/conformance.md §7), on loopback
+# Where the specification serves the HTTP service its http_api scenarios call (`callbacks`): the
+# one base URL the workers' http_api tool may call (AE_HTTP_ALLOWED_BASE_URLS).
+CALLBACK_PORT = 8098 + OFFSET
 GATEWAYS = {"gateway1": 8001 + OFFSET, "gateway2": 8002 + OFFSET}
 WORKERS = {"worker1": 8101 + OFFSET, "worker2": 8102 + OFFSET}
 INFRA = ("postgres", "redis")
@@ -78,11 +83,17 @@ def stack_env() -> dict[str, str]:
         "AE_WS_URL": f"ws://{HOST}:{LB_PORT}/ws",
         "AE_WSS_URL": f"wss://localhost:{TLS_PORT}/ws",
         "AE_TLS_CA": str(stack_dir() / "tls" / "ca.pem"),
+        "AE_HTTP_ALLOWED_BASE_URLS": callback_url(),
     }
 
 
+def callback_url() -> str:
+    """The base URL of the test HTTP service the stack's http_api tool may call."""
+    return f"http://{HOST}:{CALLBACK_PORT}"
+
+
 # Only these reach the stack's own processes.
-PROCESS_ENV = ("AE_REDIS_URL", "AE_DATABASE_URL", "AE_JWT_SECRET")
+PROCESS_ENV = ("AE_REDIS_URL", "AE_DATABASE_URL", "AE_JWT_SECRET", "AE_HTTP_ALLOWED_BASE_URLS")
 
 
 def _make_certificates() -> None:
@@ -348,6 +359,17 @@ def _bootstrap_database(p: Paths, password: str) -> None:
                        capture_output=True)
 
 
+def _bootstrap_sql_role(p: Paths) -> None:
+    """Create or refresh sql_query's read-only role as the superuser (the stack's own role may not
+    create roles); the workers grant it the demo schema when they install it."""
+    from ..config import derive_sql_database_url, sql_role_credentials
+    from ..tools.sql import role_script
+    role, password = sql_role_credentials(derive_sql_database_url(database_url()))
+    psql = [*_as_postgres(), _which("psql"), "-h", str(p.pgrun), "-p", str(PG_PORT), "-U", "postgres", "-v",
+            "ON_ERROR_STOP=1", "-qtA", "-d", "postgres"]
+    subprocess.run(psql, input=role_script(role, password), check=True, capture_output=True, text=True)
+
+
 def ensure_database(name: str) -> str:
     """A second database on the stack's PostgreSQL, owned by the stack's role (for `agentevents
     serve` beside the stack); returns its URL. The stack must be up."""
@@ -360,6 +382,7 @@ def ensure_database(name: str) -> str:
                             capture_output=True, text=True, check=True).stdout.strip()
     if not exists:
         subprocess.run([*psql, "-c", f"CREATE DATABASE {name} OWNER agentevents"], check=True, capture_output=True)
+    _bootstrap_sql_role(p)
     return database_url().rsplit("/", 1)[0] + f"/{name}"
 
 
@@ -389,6 +412,7 @@ def up() -> int:
     wait_until(lambda: _pg_ok(p), "postgres")
     wait_until(_redis_ok, "redis")
     _bootstrap_database(p, database_url().split(":")[2].split("@")[0])
+    _bootstrap_sql_role(p)
     _ctl(p, "start", *APPS, check=False)
     for name, port in {**GATEWAYS, **WORKERS}.items():
         wait_until(lambda port=port: _http_ok(port), name)

@@ -377,9 +377,10 @@ class NativeControl(Control):
     # -- token_revocation -----------------------------------------------------------------------
 
     async def revoke_token(self, token_or_jti: str, *, ttl_s: int = 3600) -> None:
+        from .. import revocation
         redis = _redis_client(self.redis_url)
         try:
-            await redis.set(f"ae:revoked:{jti_of(token_or_jti)}", b"1", ex=ttl_s)
+            await revocation.revoke(redis, jti=jti_of(token_or_jti), ttl_s=ttl_s)
         finally:
             await redis.aclose()
 

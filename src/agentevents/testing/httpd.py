@@ -3,25 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urlsplit
 
 import orjson
 
 
 class JsonService:
-    def __init__(self, routes: dict[str, object]) -> None:
+    """Serves ``routes`` (path -> JSON) and records each request. ``base_url`` says where it
+    listens (a backend's http_api tool calls only the base URLs it allows); without one, on any
+    free port of 127.0.0.1."""
+
+    def __init__(self, routes: dict[str, object], base_url: str = "") -> None:
         self.routes = routes
         self.requests: list[tuple[str, str]] = []
         self.server: asyncio.Server | None = None
-        self.port = 0
+        parts = urlsplit(base_url)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 0
 
     async def start(self) -> JsonService:
-        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        try:
+            self.server = await asyncio.start_server(self._handle, self.host, self.port)
+        except OSError as exc:
+            raise RuntimeError(f"the test HTTP service cannot listen on {self.host}:{self.port}: "
+                               f"{exc.strerror or exc}") from None
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -75,6 +75,9 @@ class Profile:
     ws_url: str = ""
     wss_url: str = ""
     tls_ca: str = ""
+    # Where the suite serves the HTTP service the http_api scenarios call (`callbacks`): a base URL
+    # the backend allows its http_api tool; "" = any free loopback port.
+    callback_url: str = ""
     conformance_version: str = CONFORMANCE_VERSION
     tokens: TokenSpec = field(default_factory=TokenSpec)
     limits: Limits = field(default_factory=Limits)
@@ -84,8 +87,8 @@ class Profile:
     path: str = ""
 
     def with_overrides(self, userdata: dict[str, str]) -> Profile:
-        """-D values over the file's: stack, ws_url, wss_url, tls_ca, jwt_secret, jwt_algorithm, …"""
-        top = {k: userdata[k] for k in ("stack", "ws_url", "wss_url", "tls_ca") if userdata.get(k)}
+        """-D values over the file's: stack, ws_url, wss_url, tls_ca, callback_url, jwt_secret, jwt_algorithm, …"""
+        top = {k: userdata[k] for k in ("stack", "ws_url", "wss_url", "tls_ca", "callback_url") if userdata.get(k)}
         tokens = {key: userdata[d] for d, key in (("jwt_secret", "secret"), ("jwt_algorithm", "algorithm"),
                                                   ("jwt_issuer", "issuer"), ("jwt_audience", "audience"),
                                                   ("jwt_private_key_file", "private_key_file")) if userdata.get(d)}
@@ -140,6 +143,22 @@ def _control(table: dict[str, Any], path: str) -> tuple[str, str]:
     return url, _expand(secret)
 
 
+def _callback(urls: dict[str, Any], path: str) -> str:
+    """``[urls] callback``: an http://127.0.0.1:PORT (or localhost) URL the suite can listen on."""
+    url = _expand(str(urls.get("callback", "")))
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost") or not port \
+            or parts.path.strip("/"):
+        raise ProfileError(f"{path}: [urls] callback {url!r} is not http://127.0.0.1:PORT")
+    return url.rstrip("/")
+
+
 def parse_profile(text: str, path: str = "<profile>") -> Profile:
     try:
         data = tomllib.loads(text)
@@ -150,7 +169,7 @@ def parse_profile(text: str, path: str = "<profile>") -> Profile:
     if extra:
         raise ProfileError(f"{path}: unknown key(s) {', '.join(extra)}")
     urls = _table(data, "urls", path)
-    bad_urls = sorted(set(urls) - {"ws", "wss", "tls_ca"})
+    bad_urls = sorted(set(urls) - {"ws", "wss", "tls_ca", "callback"})
     if bad_urls:
         raise ProfileError(f"{path}: unknown key(s) in [urls]: {', '.join(bad_urls)}")
     tokens = dict(_table(data, "tokens", path))
@@ -176,7 +195,7 @@ def parse_profile(text: str, path: str = "<profile>") -> Profile:
     profile = Profile(
         name=str(data.get("name") or Path(path).stem), stack=str(data.get("stack", "external")),
         ws_url=_expand(str(urls.get("ws", ""))), wss_url=_expand(str(urls.get("wss", ""))),
-        tls_ca=_expand(str(urls.get("tls_ca", ""))),
+        tls_ca=_expand(str(urls.get("tls_ca", ""))), callback_url=_callback(urls, path),
         conformance_version=str(data.get("conformance_version", CONFORMANCE_VERSION)),
         tokens=TokenSpec(**token_values), limits=Limits(**limits), capabilities=frozenset(declared),
         control_url=control_url, control_secret=control_secret, path=path)

@@ -25,12 +25,19 @@ from .profile import Profile, TokenSpec
 OFFSET = int(os.environ.get("AE_STACK_OFFSET", "0"))
 PORT = 8600 + OFFSET
 HEALTH_PORT = 8601 + OFFSET
+CALLBACK_PORT = 8602 + OFFSET  # the test HTTP service its http_api tool may call (`callbacks`)
 DATABASE = "agentevents_serve"
 REDIS_DB = 1
 
 
 def ws_url() -> str:
     return f"ws://127.0.0.1:{PORT}/ws"
+
+
+def callback_url() -> str:
+    """Where the suite serves the HTTP service the http_api scenarios call; the one base URL
+    `agentevents serve` allows its http_api tool (AE_HTTP_ALLOWED_BASE_URLS)."""
+    return f"http://127.0.0.1:{CALLBACK_PORT}"
 
 
 def folder() -> Path:
@@ -73,6 +80,7 @@ def environment(profile: Profile, database_url: str, redis_url: str) -> dict[str
         "AE_JWT_ALGORITHM": tokens.algorithm, "AE_JWT_ISSUER": tokens.issuer, "AE_JWT_AUDIENCE": tokens.audience,
         "AE_TOKEN_GRACE_S": f"{profile.limits.token_grace_s:g}",
         "AE_TIER_RUN_LIMITS": ",".join(f"{t}={n}" for t, n in profile.limits.runs_per_tier.items()),
+        "AE_HTTP_ALLOWED_BASE_URLS": callback_url(),
         "AE_LOG_LEVEL": "WARNING",
     })
     if tokens.algorithm.startswith("HS"):

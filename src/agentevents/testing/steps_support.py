@@ -1,6 +1,7 @@
-"""What many step modules do, once: how long a run may take, reconnecting and resuming, and
-answering an agent's approval request. Waiting for a run's end is ``World.finished``; polling a
-condition with a deadline is ``testing.polling``.
+"""What many step modules do, once: how long a run may take, asking and waiting for the answer,
+connecting with a given token, reconnecting and resuming, answering an agent's approval request,
+and checking a frame against the published schemas. Waiting for a run's end is
+``World.finished``; polling a condition with a deadline is ``testing.polling``.
 
 Every helper that fails raises an AssertionError that shows what the connection received.
 """
@@ -10,11 +11,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
-from .client import Frame, RecordingClient
+from jsonschema import ValidationError
+
+from ..protocol.schemas import validate_server_frame
+from .client import Frame, HandshakeRefused, RecordingClient
 from .world import RUN_TIMEOUT_S, Run, World
 
-__all__ = ["RUN_TIMEOUT_S", "SLOW_RUN_TIMEOUT_S", "FAULT_RUN_TIMEOUT_S", "APPROVAL_TIMEOUT_S", "runs_ended",
-           "last_seqs", "resume", "reconnect_and_resume", "approval_request", "approval_id", "answer_approval"]
+__all__ = ["RUN_TIMEOUT_S", "SLOW_RUN_TIMEOUT_S", "FAULT_RUN_TIMEOUT_S", "APPROVAL_TIMEOUT_S", "ask_and_wait",
+           "start_at_once", "runs_ended", "quiet_each", "established", "handshake", "last_seqs", "resume",
+           "reconnect_and_resume", "approval_request", "approval_id", "answer_approval", "schema_error"]
 
 # How long a run may take from its start to its agent_completed: RUN_TIMEOUT_S (testing.world), and longer
 SLOW_RUN_TIMEOUT_S = 30.0  # behind a lossy proxy, a flood, a token refresh or a security filter
@@ -22,12 +27,54 @@ FAULT_RUN_TIMEOUT_S = 40.0  # while a component of the backend fails and comes b
 APPROVAL_TIMEOUT_S = 10.0  # from a run's start to its approval_required
 
 
-# -- the end of several runs ---------------------------------------------------------------------
+# -- starting runs, and their end ------------------------------------------------------------------
+
+async def ask_and_wait(world: World, name: str, agent: str, message: str, *,
+                       client: RecordingClient | None = None) -> Run:
+    """Start a run (on ``client``, by default the person's latest connection) and wait for its end."""
+    run = await world.start(name, agent, message, client=client)
+    await run.client.wait_run_end(run.run_id, RUN_TIMEOUT_S)
+    return run
+
+
+async def start_at_once(world: World, starts: Iterable[tuple[str, str, str]]) -> list[Run]:
+    """Start these runs (person, agent, message) at the same moment; each must be accepted."""
+    return list(await asyncio.gather(*(world.start(name, agent, message) for name, agent, message in starts)))
+
 
 async def runs_ended(runs: Iterable[Run], timeout_s: float = RUN_TIMEOUT_S) -> list[Frame]:
     """Each run's agent_completed (on the connection that started it), waited for together: every
     run ends within ``timeout_s`` from now. One run: ``World.finished``."""
     return list(await asyncio.gather(*(r.client.wait_run_end(r.run_id, timeout_s) for r in runs)))
+
+
+async def quiet_each(world: World, names: Iterable[str]) -> None:
+    """The defined end (``World.quiet``) on every connection of these people, one after another."""
+    for name in names:
+        for client in world.person(name).clients:
+            await world.quiet([client])
+
+
+# -- connections ----------------------------------------------------------------------------------
+
+def established(client: RecordingClient) -> Frame:
+    """The connection_established the connection was greeted with."""
+    for frame in client.frames:
+        if frame.type == "connection_established":
+            return frame
+    raise AssertionError(f"{client.name} has no connection_established\n{client.describe()}")
+
+
+async def handshake(world: World, token: str | None, name: str) -> int | RecordingClient:
+    """Try to connect with this token (or none), as no person of the scenario: the HTTP status the
+    handshake was refused with, or the open connection (closed with the world)."""
+    client = RecordingClient(world.target.ws_url, token, name=name)
+    try:
+        await client.connect()
+    except HandshakeRefused as refused:
+        return refused.status
+    world.closers.append(client.close)
+    return client
 
 
 # -- reconnect and resume -------------------------------------------------------------------------
@@ -79,3 +126,14 @@ async def answer_approval(run: Run, approved: bool, problem: str = "the answer t
     if answer.type != "respond_accepted":
         raise AssertionError(f"{problem}: {answer.raw}\n{run.client.describe()}")
     return asked, answer
+
+
+# -- the published schemas ------------------------------------------------------------------------
+
+def schema_error(frame: Frame) -> str | None:
+    """Why the frame does not match the published schema of its type, or None when it does."""
+    try:
+        validate_server_frame(frame.data)
+    except ValidationError as exc:
+        return exc.message
+    return None

@@ -65,6 +65,11 @@ def calls_of(events: list[Frame], tool_name: str | None = None) -> list[Frame]:
             and (tool_name is None or data(f).get("tool_name") == tool_name)]
 
 
+def tool_completions(events: list[Frame]) -> list[Frame]:
+    """tool_completed events, in the order received."""
+    return [f for f in events if f.type == "tool_completed"]
+
+
 def completions_of(events: list[Frame], call: Frame) -> list[Frame]:
     cid = data(call).get("tool_call_id")
     return [f for f in events if f.type == "tool_completed" and data(f).get("tool_call_id") == cid]

@@ -52,6 +52,8 @@ class StackTarget:
     profile: Profile = field(default_factory=lambda: Profile("external"))
     wss_url: str = ""
     tls_ca: str = ""
+    # Where the suite serves the HTTP service an http_api call may reach ("" = any free port).
+    callback_url: str = ""
     control: Control = field(default=None, repr=False)  # type: ignore[assignment]  # set in __post_init__
 
     def __post_init__(self) -> None:
@@ -88,12 +90,14 @@ class StackTarget:
             env = native.stack_env()
             return cls(mode, profile.ws_url or env["AE_WS_URL"], profile.tokens.secret or env["AE_JWT_SECRET"],
                        profile=profile, wss_url=profile.wss_url or env["AE_WSS_URL"],
-                       tls_ca=profile.tls_ca or env["AE_TLS_CA"])
+                       tls_ca=profile.tls_ca or env["AE_TLS_CA"],
+                       callback_url=profile.callback_url or native.callback_url())
         if mode == "serve":
             from . import serve_stack
             profile = dataclasses.replace(profile, tokens=serve_stack.token_spec(profile))
             return cls(mode, profile.ws_url or serve_stack.ws_url(), profile.tokens.secret, profile=profile,
-                       wss_url=profile.wss_url, tls_ca=profile.tls_ca)
+                       wss_url=profile.wss_url, tls_ca=profile.tls_ca,
+                       callback_url=profile.callback_url or serve_stack.callback_url())
         where = f"-D stack={mode}" if not userdata.get("target") else profile.path
         needs = [d for d, v in (("ws_url", profile.ws_url), ("jwt_secret", profile.tokens.secret)) if not v]
         if profile.tokens.algorithm.startswith("HS") and needs:
@@ -106,9 +110,9 @@ class StackTarget:
         if mode == "docker":
             control = DockerControl(userdata["redis_url"]) if userdata.get("redis_url") else DockerControl()
             return cls(mode, profile.ws_url, profile.tokens.secret, profile=profile, wss_url=profile.wss_url,
-                       tls_ca=profile.tls_ca, control=control)
+                       tls_ca=profile.tls_ca, callback_url=profile.callback_url, control=control)
         return cls(mode, profile.ws_url, profile.tokens.secret, profile=profile, wss_url=profile.wss_url,
-                   tls_ca=profile.tls_ca)
+                   tls_ca=profile.tls_ca, callback_url=profile.callback_url)
 
     def start(self) -> None:
         """Make sure the backend is there: start a native stack that is not up (and stop it again

@@ -29,11 +29,12 @@ class ToolContext:
     thread_id: str
     run_id: str
     permissions: frozenset[str] = frozenset()
-    # asyncpg pool for tools that read PostgreSQL (None when no database is configured).
+    # sql_query's sandbox (agentevents.tools.sql.SqlSandbox: its own pool, as its read-only role);
+    # None when no database is configured. Never the archive owner's pool.
     db: Any = None
     # Files attached to the run request: name -> text content.
     files: dict[str, str] = field(default_factory=dict)
-    # Free-form settings (e.g. the HTTP API tool's base URL).
+    # Free-form settings (e.g. the HTTP API tool's base URL and the server's allow-list).
     settings: dict[str, Any] = field(default_factory=dict)
     # Set by the dispatcher for each call: ``await ctx.report(partial)`` emits ``tool_progress``.
     report: Callable[[dict[str, Any]], Awaitable[None]] | None = None

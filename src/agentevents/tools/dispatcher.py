@@ -80,22 +80,35 @@ def _consume(task: asyncio.Future[Any]) -> None:
 
 
 class ToolRateLimiter:
-    """Per (user, tool) token buckets; shared by all runs in one worker."""
+    """Per (user, tool) token buckets; shared by all runs in one worker.
+
+    A bucket left alone long enough to refill is the same as a new one, so idle buckets are
+    forgotten (at most once per refill time): the table holds only recently active pairs.
+    """
 
     def __init__(self, rate: float = 5.0, burst: float = 10.0) -> None:
         self.rate, self.burst = rate, burst
         self.buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._swept = float("-inf")
 
     def check(self, user_id: str, tool: str, now: float) -> float | None:
         """None when allowed, else seconds to wait."""
+        refill_s = self.burst / self.rate
+        if now - self._swept >= refill_s:
+            self._swept = now
+            for key in [k for k, b in self.buckets.items() if now - b.updated >= refill_s]:
+                del self.buckets[key]
         bucket = self.buckets.setdefault((user_id, tool), TokenBucket(self.rate, self.burst))
         return None if bucket.allow(now) else bucket.retry_after()
 
 
 class ToolDispatcher:
     def __init__(self, tools: dict[str, Tool], sink: EventSink, ctx: ToolContext,
-                 limiter: ToolRateLimiter | None = None, cache: ToolCache | None = None) -> None:
+                 limiter: ToolRateLimiter | None = None, cache: ToolCache | None = None,
+                 max_timeout_s: float | None = None) -> None:
         self.tools = dict(tools)
+        # The server's ceiling of one call's time limit, whatever a caller asks for.
+        self.max_timeout_s = max_timeout_s
         self.sink = sink
         self.ctx = ctx
         self.limiter = limiter
@@ -185,6 +198,8 @@ class ToolDispatcher:
 
         ctx = dataclasses.replace(self.ctx, report=report)
         limit = timeout_s if timeout_s is not None else tool.timeout_s
+        if self.max_timeout_s is not None:
+            limit = min(limit, self.max_timeout_s)
         # The tool runs in its own task: at the deadline the user is told at once, even when the
         # tool is slow to stop (an asyncpg query to a stalled server waits for it to answer the
         # cancel); the abandoned task is cancelled and left to finish in the background.

@@ -1,27 +1,46 @@
-"""``sql_query``: read-only SQL over the ``demo`` schema in PostgreSQL.
+"""``sql_query``: read-only SQL over the ``demo`` schema in PostgreSQL, as a role that can read
+nothing else.
 
-Defence in depth: a lexical guard (:func:`check_read_only`) admits one SELECT/WITH statement,
-then the query runs in a READ ONLY transaction with a short ``statement_timeout`` and
-``search_path = demo``, and at most :data:`MAX_ROWS` rows are returned.
+Defence in depth, each layer enough on its own for what it guards:
+
+1. a lexical guard (:func:`check_read_only`) admits one SELECT/WITH statement that names nothing
+   outside ``demo``: no other schema (``public.events``), no system catalog or ``pg_*`` function,
+   no function that reads files, settings or runs SQL text of its own;
+2. the query runs on the tool's own small pool (:class:`SqlSandbox`), logged in as its own role
+   (``<owner>_sql``, :func:`install_sql_role`): ``USAGE`` on schema ``demo`` and ``SELECT`` on its
+   tables, nothing on ``public`` (the default ``PUBLIC`` privileges on it are revoked), read-only by
+   default, a short ``statement_timeout`` and ``search_path = demo`` (role and session settings). Each
+   new connection checks that it is that role and can read no table outside ``demo`` before it is
+   used; if not, or if the role cannot log in, the tool fails (``database_unavailable``) — it never
+   falls back to the archive's owner;
+3. every query runs in a READ ONLY transaction with the statement timeout and ``search_path = demo``
+   set again, and at most :data:`MAX_ROWS` rows are returned.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import decimal
+import logging
 import math
 import re
 import uuid
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import asyncpg
 
 from agentevents.tools.base import ToolContext, ToolError, ToolResult
 
+log = logging.getLogger("agentevents.tools")
+
 MAX_ROWS = 200
 MAX_QUERY_LENGTH = 10_000
 STATEMENT_TIMEOUT = "2s"
+DEMO_SCHEMA = "demo"
+DEMO_TABLES = frozenset({"customers", "products", "orders"})
 
 DEMO_SCHEMA_SQL = """
 -- Serialise concurrent installers (held until this script's implicit transaction ends).
@@ -122,13 +141,102 @@ ON CONFLICT DO NOTHING;
 """
 
 
-async def install_demo_schema(conn: Any) -> None:
-    """Create and fill the ``demo`` schema; idempotent and safe to run concurrently.
+async def install_demo_schema(conn: Any, sql_database_url: str = "") -> None:
+    """Create and fill the ``demo`` schema; idempotent and safe to run concurrently. With
+    ``sql_database_url`` also create or refresh sql_query's role (:func:`install_sql_role`).
 
-    ``conn`` is an asyncpg connection (or pool). The script is sent as one simple query,
-    so it runs as a single implicit transaction.
+    ``conn`` is an asyncpg connection. The script is sent as one simple query, so it runs as a
+    single implicit transaction.
     """
     await conn.execute(DEMO_SCHEMA_SQL)
+    if sql_database_url:
+        await install_sql_role(conn, sql_database_url)
+
+
+# --- the role ---------------------------------------------------------------------------------
+
+_ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+ROLE_ATTRIBUTES = ("LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS "
+                   "CONNECTION LIMIT 20")
+# Set on the role, so even a session that forgets its own settings is read-only and short.
+ROLE_SETTINGS = {"search_path": DEMO_SCHEMA, "default_transaction_read_only": "on",
+                 "statement_timeout": STATEMENT_TIMEOUT, "idle_in_transaction_session_timeout": "10s"}
+
+
+def quote_literal(text: str) -> str:
+    """A SQL string literal (standard_conforming_strings, the default since PostgreSQL 9.1)."""
+    if "\x00" in text:
+        raise ValueError("NUL in a SQL literal")
+    return "'" + text.replace("'", "''") + "'"
+
+
+def sql_role_name(sql_database_url: str) -> str:
+    """The role of sql_query's DSN; ValueError unless it is a plain lower-case name."""
+    role = unquote(urlsplit(sql_database_url).username or "")
+    if not _ROLE_NAME.match(role):
+        raise ValueError(f"the SQL role {role!r} must be a lower-case name of letters, digits and _")
+    return role
+
+
+def role_script(role: str, password: str | None) -> str:
+    """SQL that creates the role if it is missing and (re)sets its attributes, password and
+    settings. Needs a superuser (or CREATEROLE with admin rights on the role)."""
+    if not _ROLE_NAME.match(role):
+        raise ValueError(f"not a role name: {role!r}")
+    secret = "NULL" if password is None else quote_literal(password)
+    lines = [f"DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = {quote_literal(role)}) "
+             f"THEN CREATE ROLE {role}; END IF; END$$;",
+             f"ALTER ROLE {role} WITH {ROLE_ATTRIBUTES} PASSWORD {secret};"]
+    lines += [f"ALTER ROLE {role} SET {name} = {quote_literal(value)};" for name, value in ROLE_SETTINGS.items()]
+    return "\n".join(lines) + "\n"
+
+
+def grants_script(role: str) -> str:
+    """SQL, run in the application's database by the owner of schema ``demo``: the role may use
+    ``demo`` and read its tables, and nothing in ``public`` (the default PUBLIC privileges on the
+    schema are revoked; the owner keeps its own)."""
+    if not _ROLE_NAME.match(role):
+        raise ValueError(f"not a role name: {role!r}")
+    return (f"REVOKE ALL ON SCHEMA public FROM PUBLIC;\n"
+            f"REVOKE ALL ON SCHEMA public FROM {role};\n"
+            f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role};\n"
+            f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {role};\n"
+            f"GRANT USAGE ON SCHEMA {DEMO_SCHEMA} TO {role};\n"
+            f"GRANT SELECT ON ALL TABLES IN SCHEMA {DEMO_SCHEMA} TO {role};\n")
+
+
+async def install_sql_role(conn: Any, sql_database_url: str) -> bool:
+    """Create or refresh sql_query's role when this connection may (superuser or CREATEROLE), then
+    grant it ``demo`` and take ``public`` away. Without those rights the role must exist already
+    (the native stack makes it as the superuser); if it does not, sql_query stays unavailable and
+    this says so in the log. Returns whether the role exists and has its grants."""
+    from agentevents.config import sql_role_credentials
+    role = sql_role_name(sql_database_url)
+    _role, password = sql_role_credentials(sql_database_url)
+    if role == await conn.fetchval("SELECT current_user"):
+        log.error("sql_role_refused role=%s reason=it is the archive's owner; sql_query stays unavailable", role)
+        return False
+    may_manage = await conn.fetchval(
+        "SELECT rolsuper OR rolcreaterole FROM pg_catalog.pg_roles WHERE rolname = current_user")
+    if may_manage:
+        try:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtext('agentevents.sql_role'))")
+                await conn.execute(role_script(role, password))
+        except asyncpg.InsufficientPrivilegeError as exc:
+            log.warning("sql_role_not_refreshed role=%s error=%s", role, exc)
+    if not await conn.fetchval("SELECT true FROM pg_catalog.pg_roles WHERE rolname = $1", role):
+        log.warning("sql_role_missing role=%s: sql_query stays unavailable until the role exists "
+                    "(created by a superuser, or by a worker whose role may create roles)", role)
+        return False
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('agentevents.sql_role'))")
+            await conn.execute(grants_script(role))
+    except asyncpg.InsufficientPrivilegeError as exc:
+        log.warning("sql_role_grants_failed role=%s error=%s", role, exc)
+        return False
+    return True
 
 
 # --- statement guard -------------------------------------------------------------------------
@@ -183,8 +291,16 @@ _FORBIDDEN_FUNCTION = re.compile(
     r"^(pg_read_file|pg_read_binary_file|pg_ls_\w*|pg_stat_file|lo_\w+|dblink\w*|pg_terminate_backend"
     r"|pg_cancel_backend|pg_reload_conf|pg_rotate_logfile|set_config|pg_sleep\w*|pg_(try_)?advisory\w*"
     r"|pg_notify|query_to_xml\w*|cursor_to_xml\w*|pg_promote|pg_switch_wal|pg_create_\w+|pg_drop_\w+"
-    r"|pg_logical_\w+|pg_replication_\w+|pg_file_\w+|nextval|setval|txid_current|pg_current_xact_id)$"
+    r"|pg_logical_\w+|pg_replication_\w+|pg_file_\w+|nextval|setval|txid_current|pg_current_xact_id"
+    # settings, SQL text run by a function (outside this guard), object lookups by name
+    r"|current_setting|table_to_xml\w*|schema_to_xml\w*|database_to_xml\w*|ts_stat|ts_rewrite"
+    r"|to_reg\w+|has_\w+_privilege|row_security_active|inet_server_\w+|inet_client_\w+)$"
 )
+# Schemas that are never the demo data, whatever the query calls its aliases.
+_OTHER_SCHEMAS = frozenset({"public", "information_schema", "pg_catalog", "pg_toast"})
+# Object-identifier types turn a string into a reference to any table or function.
+_OBJECT_LOOKUPS = frozenset({"regclass", "regproc", "regprocedure", "regoper", "regoperator", "regtype",
+                             "regnamespace", "regrole", "regcollation", "regconfig", "regdictionary"})
 _WORD = re.compile(r"[A-Za-z_\x80-\uffff][A-Za-z0-9_$\x80-\uffff]*")
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 
@@ -230,6 +346,8 @@ def _lex_one(query: str, i: int) -> tuple[Token | None, int]:
     ch = query[i]
     if ch.isspace():
         return None, i + 1
+    if ch in "uU" and query[i + 1 : i + 3] in ('&"', "&'"):
+        raise _not_allowed("Unicode-escaped names and strings (U&) are not allowed")
     if query.startswith("--", i):
         end = query.find("\n", i)
         return None, len(query) if end < 0 else end + 1
@@ -295,8 +413,40 @@ def _check_words(tokens: list[Token]) -> None:
             raise _not_allowed(f"function {text}() is not allowed")
 
 
+def _is_name(token: Token) -> bool:
+    return token[0] in ("word", "ident")
+
+
+def _check_names(tokens: list[Token]) -> None:
+    """Nothing outside the demo schema: no system catalog or ``pg_*`` name, no object lookup by
+    name, and a qualified name only under ``demo``, a demo table, or an alias or CTE the query
+    declares itself (``c.name`` after ``FROM customers c``)."""
+    def at(index: int) -> Token:
+        return tokens[index] if 0 <= index < len(tokens) else ("", "")
+
+    declared = {text for index, (kind, text) in enumerate(tokens)
+                if kind in ("word", "ident") and at(index + 1) not in (("punct", "."), ("punct", "("))
+                and at(index - 1) != ("punct", ".")}
+    for index, (kind, text) in enumerate(tokens):
+        if kind not in ("word", "ident"):
+            continue
+        if text.startswith("pg_") or text in _OTHER_SCHEMAS - {"public"}:
+            raise _not_allowed(f"{text} is a system catalog or function: only the {DEMO_SCHEMA} schema may be read")
+        if text in _OBJECT_LOOKUPS:
+            raise _not_allowed(f"{text} looks objects up by name: only the {DEMO_SCHEMA} schema may be read")
+        qualifies = at(index + 1) == ("punct", ".") and (_is_name(at(index + 2)) or at(index + 2) == ("punct", "*"))
+        if not qualifies or at(index - 1) == ("punct", "."):
+            continue
+        inside = text == DEMO_SCHEMA or text in DEMO_TABLES or (text in declared and text not in _OTHER_SCHEMAS)
+        if not inside:
+            name = f"{text}.{at(index + 2)[1]}"
+            raise _not_allowed(f"{name} is outside the {DEMO_SCHEMA} schema: only its tables "
+                               f"({', '.join(sorted(DEMO_TABLES))}) may be read")
+
+
 def check_read_only(query: str) -> None:
-    """Raise ToolError("sql_not_allowed") unless ``query`` is one plain SELECT/WITH statement."""
+    """Raise ToolError("sql_not_allowed") unless ``query`` is one plain SELECT/WITH statement that
+    names nothing outside the demo schema."""
     if not isinstance(query, str) or not query.strip():
         raise _not_allowed("empty query")
     if len(query) > MAX_QUERY_LENGTH:
@@ -306,6 +456,7 @@ def check_read_only(query: str) -> None:
     tokens = _strip_trailing_semicolons(tokenize_sql(query))
     _check_first_keyword(tokens)
     _check_words(tokens)
+    _check_names(tokens)
 
 
 # --- execution -------------------------------------------------------------------------------
@@ -337,7 +488,7 @@ def jsonable(value: Any) -> Any:
 async def _fetch(conn: Any, query: str) -> tuple[list[str], list[list[Any]], bool]:
     async with conn.transaction(readonly=True):
         await conn.execute(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'")
-        await conn.execute("SET LOCAL search_path = demo")
+        await conn.execute(f"SET LOCAL search_path = {DEMO_SCHEMA}")
         statement = await conn.prepare(query)
         columns = [attribute.name for attribute in statement.get_attributes()]
         cursor = await statement.cursor()
@@ -346,13 +497,10 @@ async def _fetch(conn: Any, query: str) -> tuple[list[str], list[list[Any]], boo
     return columns, rows, len(records) > MAX_ROWS
 
 
-async def run_read_only(db: Any, query: str) -> tuple[list[str], list[list[Any]], bool]:
-    """Run a checked query on an asyncpg pool (or connection); returns columns, rows, truncated."""
+async def run_read_only(conn: Any, query: str) -> tuple[list[str], list[list[Any]], bool]:
+    """Run a checked query on an asyncpg connection; returns columns, rows, truncated."""
     try:
-        if hasattr(db, "acquire"):
-            async with db.acquire() as conn:
-                return await _fetch(conn, query)
-        return await _fetch(db, query)
+        return await _fetch(conn, query)
     except (OSError, asyncpg.exceptions.ConnectionDoesNotExistError) as exc:
         raise ToolError("database_unavailable", f"database connection failed: {exc}") from None
     except asyncpg.exceptions.QueryCanceledError:
@@ -366,6 +514,127 @@ async def run_read_only(db: Any, query: str) -> tuple[list[str], list[list[Any]]
         raise ToolError("sql_error", str(exc), details={"sqlstate": exc.sqlstate}) from None
     except asyncpg.InterfaceError as exc:
         raise ToolError("sql_error", str(exc)) from None
+
+
+# --- the sandbox pool ------------------------------------------------------------------------
+
+CONNECT_TIMEOUT_S = 5.0
+SESSION_SETTINGS = {"search_path": DEMO_SCHEMA, "statement_timeout": STATEMENT_TIMEOUT,
+                    "default_transaction_read_only": "on", "application_name": "agentevents-sql_query"}
+# Run by every new connection of the sandbox before its first query.
+SESSION_CHECK = """
+SELECT current_user AS role,
+       r.rolsuper OR r.rolbypassrls OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication AS privileged,
+       EXISTS (SELECT FROM pg_catalog.pg_auth_members m WHERE m.member = r.oid) AS member_of_roles,
+       (SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f')
+           AND n.nspname NOT IN ('demo', 'pg_catalog', 'information_schema')
+           AND n.nspname !~ '^pg_(toast|temp_)'
+           AND pg_catalog.has_any_column_privilege(c.oid, 'SELECT')) AS readable_elsewhere
+FROM pg_catalog.pg_roles r WHERE r.rolname = current_user
+"""
+
+
+class SandboxRefused(Exception):
+    """A connection that is not the read-only role it should be; it is closed unused."""
+
+
+def session_problem(row: Any, role: str) -> str | None:
+    """Why a session (the row of :data:`SESSION_CHECK`) may not run sql_query's queries, or None."""
+    if row is None or row["role"] != role:
+        return f"the session is not the role {role!r}"
+    if row["privileged"]:
+        return f"the role {role!r} has privileges beyond reading (superuser, createrole, createdb, bypassrls …)"
+    if row["member_of_roles"]:
+        return f"the role {role!r} is a member of other roles"
+    if row["readable_elsewhere"]:
+        return f"the role {role!r} can read {row['readable_elsewhere']} table(s) outside the {DEMO_SCHEMA} schema"
+    return None
+
+
+async def check_session(conn: Any, role: str) -> None:
+    problem = session_problem(await conn.fetchrow(SESSION_CHECK), role)
+    if problem:
+        raise SandboxRefused(problem)
+
+
+class SqlSandbox:
+    """sql_query's own small pool, logged in as its read-only role, never as the archive's owner.
+
+    No connection is made until a query needs one, and each new connection passes
+    :func:`check_session` first. Every way it can fail ends in a ToolError (``database_unavailable``
+    when the role cannot be used): the query then does not run at all."""
+
+    def __init__(self, dsn: str, *, owner_dsn: str = "", max_size: int = 3) -> None:
+        self.dsn = dsn
+        self.owner_dsn = owner_dsn
+        self.max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+        self._creating: asyncio.Lock | None = None
+
+    def problem(self) -> str | None:
+        """Why this DSN cannot be the sandbox, or None."""
+        if not self.dsn:
+            return "no DSN is configured for it"
+        try:
+            role = sql_role_name(self.dsn)
+        except ValueError as exc:
+            return str(exc)
+        owner = unquote(urlsplit(self.owner_dsn).username or "") if self.owner_dsn else ""
+        if owner and role == owner:
+            return f"its role {role!r} is the archive's owner"
+        return None
+
+    async def _get_pool(self) -> asyncpg.Pool:
+        if self._creating is None:
+            self._creating = asyncio.Lock()
+        async with self._creating:
+            if self._pool is None:
+                role = sql_role_name(self.dsn)
+
+                async def init(conn: Any) -> None:
+                    await check_session(conn, role)
+
+                self._pool = await asyncpg.create_pool(
+                    self.dsn, min_size=0, max_size=self.max_size, timeout=CONNECT_TIMEOUT_S,
+                    server_settings=SESSION_SETTINGS, init=init, max_inactive_connection_lifetime=60)
+        return self._pool
+
+    async def run(self, query: str) -> tuple[list[str], list[list[Any]], bool]:
+        """Run a checked query as the sandbox role; returns columns, rows, truncated."""
+        problem = self.problem()
+        if problem:
+            raise ToolError("database_unavailable", f"sql_query's read-only role cannot be used: {problem}; "
+                            "the query was not run")
+        role = sql_role_name(self.dsn)
+        pool = await self._get_pool()
+        try:
+            conn = await pool.acquire()
+        except SandboxRefused as exc:
+            log.error("sql_sandbox_refused role=%s reason=%s", role, exc)
+            raise ToolError("database_unavailable", f"sql_query's read-only role cannot be used: {exc}; "
+                            "the query was not run") from None
+        except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError,
+                asyncpg.InvalidCatalogNameError) as exc:
+            log.warning("sql_sandbox_login_failed role=%s error=%s", role, exc)
+            raise ToolError("database_unavailable", f"sql_query cannot log in as its read-only role {role!r}: "
+                            f"{exc}; the query was not run") from None
+        except (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.TooManyConnectionsError,
+                asyncpg.CannotConnectNowError, asyncpg.InterfaceError) as exc:
+            raise ToolError("database_unavailable", f"database connection failed: {exc}") from None
+        try:
+            return await run_read_only(conn, query)
+        finally:
+            await pool.release(conn)
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        try:
+            await asyncio.wait_for(pool.close(), 5)
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            pool.terminate()
 
 
 PARAMETERS: dict[str, Any] = {
@@ -393,7 +662,10 @@ class SqlQueryTool:
         check_read_only(query)
         if ctx.db is None:
             raise ToolError("database_unavailable", "no database is configured for sql_query")
-        columns, rows, truncated = await run_read_only(ctx.db, query)
+        if not isinstance(ctx.db, SqlSandbox):  # never any other pool, such as the archive owner's
+            raise ToolError("database_unavailable", "sql_query runs only as its read-only role, and none is "
+                            "configured; the query was not run")
+        columns, rows, truncated = await ctx.db.run(query)
         metadata = {
             "format": "table",
             "query": query,

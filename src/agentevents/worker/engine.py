@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
@@ -21,6 +22,8 @@ from ..store import BatchWriter
 from ..tools import builtin_tools, custom_tool_from_definition
 from ..tools.base import ToolContext, ToolError
 from ..tools.dispatcher import ToolCache, ToolDispatcher, ToolRateLimiter
+from ..tools.sql import SqlSandbox
+from . import policy
 from .bridge import EventBridge, EventBudgetExceeded, RunContext, until_redis
 
 log = logging.getLogger("agentevents.engine")
@@ -61,11 +64,16 @@ class ExecutionEngine:
         self.registry = registry
         self.settings = settings
         self.worker_id = worker_id
-        self.db = db
+        self.db = db  # the archive owner's pool: never handed to tools
+        # sql_query's own pool, as its read-only role (connects when a query needs it).
+        self.sql = SqlSandbox(settings.sql_database_url, owner_dsn=settings.database_url)
         self.limiter = ToolRateLimiter()
         self.cache = ToolCache()
         self.running: dict[str, asyncio.Task[AgentOutcome]] = {}
         self.cancelled: set[str] = set()
+
+    async def close(self) -> None:
+        await self.sql.close()
 
     def cancel(self, run_id: str) -> bool:
         task = self.running.get(run_id)
@@ -86,10 +94,11 @@ class ExecutionEngine:
                                   created, done, duration_ms))
 
     def _dispatcher(self, run: RunContext, bridge: EventBridge) -> ToolDispatcher:
-        settings = {"http_api_base_url": run.options.get("http_api_base_url") or self.settings.http_api_base_url}
+        settings = policy.tool_settings(run.options, self.settings)
         ctx = ToolContext(user_id=run.user_id, thread_id=run.thread_id, run_id=run.run_id,
-                          permissions=run.permissions, db=self.db, files=run.files, settings=settings)
-        dispatcher = ToolDispatcher(builtin_tools(), bridge, ctx, self.limiter, self.cache)
+                          permissions=run.permissions, db=self.sql, files=run.files, settings=settings)
+        dispatcher = ToolDispatcher(builtin_tools(), bridge, ctx, self.limiter, self.cache,
+                                    max_timeout_s=self.settings.tool_timeout_max_s)
         for definition in run.options.get("custom_tools") or []:
             dispatcher.register(custom_tool_from_definition(definition))
         return dispatcher
@@ -101,6 +110,17 @@ class ExecutionEngine:
         run = run_context(request)
         budget = min(self.settings.max_events_per_run, TIER_EVENT_BUDGET.get(run.tier, 2000))
         bridge = EventBridge(self.bus, run, max_events=budget)
+        try:
+            return await self._execute(run, bridge, preferences)
+        except BaseException:
+            # Whatever ends the run here, what it already emitted goes out before anyone else
+            # (the worker's failure handling) publishes its end.
+            with contextlib.suppress(Exception):
+                await bridge.drain()
+            raise
+
+    async def _execute(self, run: RunContext, bridge: EventBridge,
+                       preferences: dict[str, Any] | Awaitable[dict[str, Any] | None] | None) -> str:
         started = time.monotonic()
         await self.bus.set_run_status(run.run_id, run.user_id, "running", self.worker_id)
         self._record_run(run, "running")
@@ -110,9 +130,10 @@ class ExecutionEngine:
             spec = self.registry.spec(run.agent_type)
             if spec.permission and not has_permission(run.permissions, spec.permission):
                 raise AgentFactoryError(f"agent {run.agent_type!r} needs the {spec.permission!r} permission")
+            policy.check_options(run.options)
             agent = self.registry.create(run.agent_type, run.options)
             tools = self._dispatcher(run, bridge)
-        except (UnknownAgent, AgentFactoryError, ToolError) as exc:
+        except (UnknownAgent, AgentFactoryError, ToolError, policy.OptionError) as exc:
             if inspect.iscoroutine(preferences):
                 preferences.close()  # never needed: the run ends here
             return await self._refuse(run, bridge, exc, started)
@@ -169,7 +190,7 @@ class ExecutionEngine:
                  run.thread_id, run.user_id, status, duration_ms)
 
     async def _supervise(self, run: RunContext, bridge: EventBridge, ctx: AgentContext, agent: Any) -> AgentOutcome:
-        timeout_s = float(run.options.get("timeout_s") or self.settings.run_timeout_s)
+        timeout_s = policy.run_time_limit(run.options, run.tier, self.settings)
         task = asyncio.create_task(agent.run(ctx), name=f"run-{run.run_id}")
         self.running[run.run_id] = task
         try:

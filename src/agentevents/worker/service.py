@@ -77,7 +77,7 @@ class Worker:
                 pool = await store.create_pool(self.settings.database_url, max_size=5)
                 async with pool.acquire() as conn:
                     await store.migrate(conn)
-                    await install_demo_schema(conn)
+                    await install_demo_schema(conn, self.settings.sql_database_url)
                 self.db = pool
                 self.engine.db = pool
                 log.info("database_ready worker=%s", self.worker_id)
@@ -102,6 +102,7 @@ class Worker:
             health.close()
         await self.archive.stop()
         await self.archiver.stop()
+        await self.engine.close()
         if self.db is not None:
             await self.db.close()
         await self.redis.aclose()
