@@ -2,11 +2,12 @@
 # make test    - everything CI checks: lint, unit, integration, the specification, its report in a browser
 # make checks  - what `make test` checks besides the native specification run (CI runs `make spec` first)
 # make conformance - the second configuration: the specification against `agentevents serve` (serve.toml)
+# make bench   - the side-by-side benchmark (not part of test): installs the `bench` extra, runs it with the stack up
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: spec test checks conformance docs-check lint unit integration chaos features browser report-check deps system-deps stack-up stack-down clean
+.PHONY: spec test checks bench conformance docs-check lint unit integration chaos features browser report-check deps system-deps stack-up stack-down clean
 
 $(STAMP): requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -30,6 +31,13 @@ test: deps lint docs-check unit browser
 checks: deps lint docs-check unit browser
 	bash scripts/with-stack.sh $(MAKE) --no-print-directory integration fuzz chaos
 	$(MAKE) --no-print-directory report-check conformance
+
+# Ours against raw websockets (from memory, behind a Redis hop), python-socketio and Django Channels;
+# tables and plots in benchmarks/results/. BENCH_ARGS=--quick for a smoke run, --only SYSTEM,... to pick.
+BENCH_ARGS ?=
+bench: deps
+	$(VENV)/bin/pip install -q -e '.[bench]'
+	bash scripts/with-stack.sh $(PY) benchmarks/compare.py $(BENCH_ARGS)
 
 # serve.toml: RS256 tokens, another issuer, audience, grace and tier limits; its report in reports/serve
 conformance: deps

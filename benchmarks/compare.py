@@ -18,6 +18,7 @@ throughput.png and latency_cdf_5000.png (or the highest rate measured).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -137,6 +138,10 @@ async def main(args: argparse.Namespace) -> int:
             finally:
                 await system.stop()
             results["meta"]["versions"].update(out.get("versions", {}))
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        results["meta"]["interrupted"] = True
+        log(f"interrupted: every process started is stopped; what was measured is in {args.out}")
+        raise
     finally:
         procs.stop_all()
         results["meta"]["elapsed_s"] = time.time() - started
@@ -167,6 +172,7 @@ def _terminate(signum: int, frame: object) -> None:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with SIGINT ignored
     try:
         import uvloop
         sys.exit(uvloop.run(main(parse_args())))

@@ -262,6 +262,8 @@ def _header(meta: dict[str, Any]) -> list[str]:
     machine = meta.get("machine", {})
     plan = meta.get("plan", {})
     lines = []
+    if meta.get("interrupted"):
+        lines += ["> **Interrupted**: the run was stopped before the end; only what was measured is here.", ""]
     if meta.get("quick"):
         lines += ["> **Smoke run** (`--quick`): short runs, few clients. The numbers show that every system "
                   "runs end to end; they are not a comparison.", ""]
@@ -369,7 +371,8 @@ def plot_latency_cdf(results: dict[str, Any], rate: float, path: Path) -> bool:
     if not panels:
         return False
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(12.0, 5.2 * len(panels)), 4.6), squeeze=False)
+    columns = 3 if len(panels) < 3 else 4
     for ax, n in zip(axes[0], panels, strict=True):
         for key, s in systems.items():
             run = find_run(s, "rate", n, rate)
@@ -386,9 +389,15 @@ def plot_latency_cdf(results: dict[str, Any], rate: float, path: Path) -> bool:
         ax.set_ylim(0, 1.005)
         ax.grid(True, which="both", alpha=0.3)
         ax.set_title(f"{rate:,.0f} events/s, {n:,} client{'s' if n != 1 else ''}")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    for ax in axes[0][1:]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    fig.legend(handles, labels, loc="lower center", ncol=min(columns, len(labels)), fontsize=8, frameon=False)
     fig.suptitle("Latency CDF" + (" (smoke run)" if _quick(results) else ""))
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.02 + 0.045 * math.ceil(len(labels) / columns), 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True

@@ -334,9 +334,10 @@ class ProcessPublisher:
 class ControlPublisher:
     """The raw-memory server publishes itself; this asks it to, over its /control socket."""
 
-    def __init__(self, port: int, pid: int) -> None:
+    pid = None  # the publisher is the server itself, already counted
+
+    def __init__(self, port: int) -> None:
         self.port = port
-        self.pid = pid
         self.ws = None
 
     async def start(self) -> None:
@@ -500,7 +501,7 @@ class RawMemory(_RedisPeer):
 
     async def start(self) -> None:
         await self.start_server([str(PEERS / "raw_ws.py"), "--mode", "memory"], "raw websockets server")
-        self.publisher = ControlPublisher(self.port, self.server_proc.pid)
+        self.publisher = ControlPublisher(self.port)
         await self.publisher.start()
 
     def protocol(self, session: Session) -> RawProtocol:
