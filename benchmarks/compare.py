@@ -2,7 +2,7 @@
 harness and one fan-out workload for all of them.
 
     .venv/bin/pip install -e '.[bench]'      # the peers (or: make bench)
-    .venv/bin/python benchmarks/compare.py            # the full run, about 12 minutes
+    .venv/bin/python benchmarks/compare.py            # the full run, about 11 minutes
     .venv/bin/python benchmarks/compare.py --quick    # a smoke run, about 2 minutes
     .venv/bin/python benchmarks/compare.py --only raw-memory,ours-direct
 
@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -147,8 +148,10 @@ async def main(args: argparse.Namespace) -> int:
         results["meta"]["elapsed_s"] = time.time() - started
         write(results, args.out)
     failed = [k for k, s in results["systems"].items() if s.get("error")]
+    if not failed:
+        shutil.rmtree(logs, ignore_errors=True)
     log(f"done in {(time.time() - started) / 60:.1f} min; results in {args.out}"
-        + (f"; failed: {', '.join(failed)}" if failed else ""))
+        + (f"; failed: {', '.join(failed)} (process logs in {logs})" if failed else ""))
     return 1 if failed else 0
 
 

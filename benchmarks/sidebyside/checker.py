@@ -89,7 +89,12 @@ class DeliveryChecker:
         """The window's counts against ``published`` events: lost is what never arrived."""
         w = self.window
         lost = max(0, published - w.delivered)
-        return {"published": published, "delivered": w.delivered, "lost": lost, "duplicates": w.duplicates,
+        # More than published: events of an earlier window (or, on the agent path, of runs whose end
+        # was not seen) that arrived in this one.
+        surplus = max(0, w.delivered - published)
+        return {"published": published, "delivered": w.delivered, "lost": lost, "surplus": surplus,
+                "duplicates": w.duplicates,
                 "reordered": w.reordered, "gaps": w.gaps, "unknown": w.unknown,
-                "ok": lost == 0 and w.duplicates == 0 and w.reordered == 0 and w.unknown == 0 and w.gaps == 0,
+                "ok": lost == 0 and surplus == 0 and w.duplicates == 0 and w.reordered == 0 and w.unknown == 0
+                and w.gaps == 0,
                 "bytes_per_event": (w.bytes / w.delivered) if w.delivered else 0.0}

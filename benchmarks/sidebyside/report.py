@@ -108,10 +108,14 @@ def _check(run: dict[str, Any] | None) -> str:
     for key, word in (("lost", "lost"), ("duplicates", "dup"), ("reordered", "reordered"), ("unknown", "unknown")):
         if run.get(key):
             problems.append(f"{run[key]:,} {word}")
+    if run.get("surplus"):
+        problems.append(f"{run['surplus']:,} beyond the published count")
     if run.get("closed"):
         problems.append(f"{run['closed']} closed")
     if run.get("unfinished_runs"):
         problems.append(f"{run['unfinished_runs']} runs unfinished")
+    if run.get("unanswered_starts"):
+        problems.append(f"{run['unanswered_starts']} starts unanswered")
     return "ok" if not problems else ", ".join(problems)
 
 

@@ -126,7 +126,8 @@ class Runner:
                       duration_s=plan.duration_s,
                       published_per_s=published / max(1e-9, published_at - start),
                       delivered_per_s=(w.delivered / max(1e-9, w.last_at - start)) if w.last_at else 0.0,
-                      latency_ms=stats.summarize(w.latencies_ms), cdf=stats.cdf(w.latencies_ms),
+                      latency_ms=stats.summarize(w.latencies_ms),
+                      cdf=[(round(v, 4), round(f, 5)) for v, f in stats.cdf(w.latencies_ms)],
                       cpu_s=cpu, closed=sum(1 for c in session.clients if not c.open_now),
                       close_codes=sorted({c.close_code for c in session.clients if c.close_code is not None}))
         total = sum(cpu.values())
@@ -136,7 +137,8 @@ class Runner:
             result["publisher_cpu_s"] = max(0.0, procs.tree_cpu_s(pub_pid) - pub0)
         if isinstance(system.publisher, AgentDriver):
             result.update(event_kind=system.publisher.event_kind, unfinished_runs=system.publisher.unfinished,
-                          agent_runs=system.publisher.runs)
+                          unanswered_starts=system.publisher.unanswered, agent_runs=system.publisher.runs,
+                          steps=len(system.publisher.steps))
         log(f"{system.key}: {'saturation' if not rate else f'{rate:,}/s'} x{n:,}: "
             f"delivered {w.delivered:,}/{published:,} at {result['delivered_per_s']:,.0f}/s, "
             f"p50 {result['latency_ms']['p50']:.2f} p99 {result['latency_ms']['p99']:.2f} ms"

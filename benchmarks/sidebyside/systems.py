@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from . import procs
 from .harness import Client
@@ -206,6 +207,7 @@ class AgentState:
         self.events = 0  # event_count of the runs completed in this window
         self.runs_done = 0
         self.unfinished = 0
+        self.unanswered = 0
 
     async def start(self, client: Client, steps: list[dict[str, Any]], timeout_s: float) -> AgentRun:
         self.started += 1
@@ -257,26 +259,31 @@ class OursAgentProtocol(OursProtocol):
 
 # -- agent scripts ----------------------------------------------------------------------------
 
-def paced_steps(rate: float, duration_s: float) -> tuple[list[dict[str, Any]], str]:
-    """A script that emits about ``rate`` events/s for about ``duration_s`` (at most 250 events or
-    batches: a script has at most 500 steps), and the event type it uses. Within the thinking
-    throttle's sustained rate it thinks; above it, where thoughts would be coalesced, it sends
-    recoverable ``error`` steps (``agent_error``), which the throttle does not hold back, in batches
-    of about 5 ms so the worker's sleeps stay above timer resolution."""
+def paced_steps(rate: float, duration_s: float, pairs: int = 50) -> tuple[list[dict[str, Any]], str]:
+    """A script that emits about ``rate`` events/s for at least ``duration_s``, and the event type it
+    uses: at most ``pairs`` (events, sleep) pairs, the events of a pair back to back (a ``repeat``).
+
+    Few steps, because the worker validates a script at about a millisecond per step before the run
+    starts. Within the thinking throttle's sustained rate it thinks; above it, where thoughts would be
+    coalesced, it sends recoverable ``error`` steps (``agent_error``), which the throttle does not hold
+    back, at least 5 ms of them at a time so the worker's sleeps stay above timer resolution."""
     if rate <= 0:
         raise ValueError("rate must be positive")
-    if rate <= THINKING_RATE:
-        batch, step, kind = 1, {"think": "t"}, "agent_thinking"
-    else:
-        batch = max(1, math.ceil(rate * 0.005))
-        error = {"error": {"code": "bench", "message": "m"}}
-        step, kind = (error if batch == 1 else {"repeat": batch, "step": error}), "agent_error"
-    pairs = max(1, min(MAX_STEPS // 2, math.ceil(duration_s * rate / batch)))
-    pause = {"sleep": round(batch / rate, 6)}
+    pairs = max(1, min(pairs, MAX_STEPS // 2))
+    thinking = rate <= THINKING_RATE
+    batch = max(1 if thinking else math.ceil(rate * 0.005), math.ceil(rate * duration_s / pairs))
+    one = {"think": "t"} if thinking else {"error": {"code": "bench", "message": "m"}}
+    step = one if batch == 1 else {"repeat": batch, "step": one}
+    count = max(1, min(pairs, math.ceil(duration_s * rate / batch)))
     steps: list[dict[str, Any]] = []
-    for _ in range(pairs):
-        steps += [step, pause]
-    return steps, kind
+    for _ in range(count):
+        steps += [step, {"sleep": round(batch / rate, 6)}]
+    return steps, "agent_thinking" if thinking else "agent_error"
+
+
+def pairs_for(clients: int) -> int:
+    """Pairs per paced script: smooth pacing for few clients, little validation work for many."""
+    return max(2, min(50, 400 // max(1, clients)))
 
 
 BURST_STEPS = [{"burst": 48}]  # inside the throttle's burst of 50: nothing coalesced
@@ -367,6 +374,7 @@ class AgentDriver:
         self.steps: list[dict[str, Any]] = BURST_STEPS
         self.event_kind = "agent_thinking"
         self.unfinished = 0
+        self.unanswered = 0
         self.runs = 0
 
     async def start(self) -> None:
@@ -377,7 +385,7 @@ class AgentDriver:
 
     def pace(self, rate: float, clients: int, duration_s: float) -> None:
         if rate > 0:
-            self.steps, self.event_kind = paced_steps(rate / clients, duration_s)
+            self.steps, self.event_kind = paced_steps(rate / clients, duration_s, pairs_for(clients))
         else:
             self.steps, self.event_kind = BURST_STEPS, "agent_thinking"
 
@@ -391,12 +399,15 @@ class AgentDriver:
 
         async def one(client: Client) -> None:
             state: AgentState = client.state
-            while loop.time() < deadline:
+            while loop.time() < deadline and client.open_now:
                 try:
                     run = await asyncio.wait_for(state.start(client, self.steps, timeout_s), 30)
                 except RunRefused as refused:
                     await asyncio.sleep(refused.retry_after_s)
                     continue
+                except (TimeoutError, ConnectionClosed):
+                    state.unanswered += 1  # the connection is gone, or the gateway did not answer
+                    break
                 try:
                     await asyncio.wait_for(asyncio.shield(run.completed), max(0.0, deadline - loop.time()))
                 except TimeoutError:
@@ -405,14 +416,17 @@ class AgentDriver:
                                                            "run_id": run.run_id}).decode())
                     break
             run = state.run
-            if run is not None and not run.completed.done():
+            if run is not None and not run.completed.done() and client.open_now:
                 try:
                     await asyncio.wait_for(asyncio.shield(run.completed), drain_s)
                 except TimeoutError:
                     state.unfinished += 1
 
+        for c in session.clients:
+            c.state.unfinished = c.state.unanswered = 0
         await asyncio.gather(*(one(c) for c in session.clients))
         self.unfinished = sum(c.state.unfinished for c in session.clients)
+        self.unanswered = sum(c.state.unanswered for c in session.clients)
         self.runs = sum(c.state.runs_done for c in session.clients)
         return sum(c.state.events for c in session.clients)
 

@@ -56,6 +56,14 @@ def test_lost_tail_shows_only_against_the_published_count():
     assert checker.end(5)["lost"] == 3
 
 
+def test_more_deliveries_than_published_is_flagged():
+    checker = DeliveryChecker(["a"])
+    checker.begin()
+    feed(checker, "a", [1, 2, 3])
+    result = checker.end(2)
+    assert result["surplus"] == 1 and result["lost"] == 0 and not result["ok"]
+
+
 def test_events_of_streams_nobody_follows_are_unknown():
     checker = DeliveryChecker(["a"])
     checker.begin()

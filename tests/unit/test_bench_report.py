@@ -4,7 +4,7 @@ pure parts of the workload (the publisher's lanes, the agent path's paced script
 import math
 
 from sidebyside import pacing, report
-from sidebyside.systems import MAX_STEPS, THINKING_RATE, paced_steps
+from sidebyside.systems import MAX_STEPS, THINKING_RATE, paced_steps, pairs_for
 
 
 def run(mode, clients, delivered_per_s, rate=None, p50=1.0, p99=2.0, cpu=10.0, **extra):
@@ -117,13 +117,22 @@ def test_due_counts_the_events_a_lane_owes():
 
 
 def test_paced_scripts_think_within_the_throttle_and_batch_errors_above_it():
-    steps, kind = paced_steps(10, 3)
+    steps, kind = paced_steps(10, 3, pairs=50)
     assert kind == "agent_thinking"
     assert steps[:2] == [{"think": "t"}, {"sleep": 0.1}] and len(steps) == 60
-    steps, kind = paced_steps(5000, 3)
+    steps, kind = paced_steps(5000, 3, pairs=50)
     assert kind == "agent_error"
-    assert steps[0] == {"repeat": 25, "step": {"error": {"code": "bench", "message": "m"}}}
-    assert steps[1] == {"sleep": 0.005}
-    assert len(steps) <= MAX_STEPS
-    steps, kind = paced_steps(THINKING_RATE * 2, 3)
+    assert steps[0] == {"repeat": 300, "step": {"error": {"code": "bench", "message": "m"}}}
+    assert steps[1] == {"sleep": 0.06} and len(steps) == 100
+    steps, kind = paced_steps(THINKING_RATE * 2, 1, pairs=50)
     assert kind == "agent_error" and steps[0] == {"error": {"code": "bench", "message": "m"}}
+
+
+def test_paced_scripts_cover_the_duration_with_few_steps():
+    for rate, clients in ((1000, 1), (5000, 1), (10, 100), (50, 100), (1, 1000), (5, 1000)):
+        steps, _ = paced_steps(rate, 3, pairs_for(clients))
+        assert len(steps) <= 2 * pairs_for(clients) <= MAX_STEPS
+        per_pair = steps[0].get("repeat", 1)
+        assert len(steps) // 2 * per_pair / rate >= 3 - 1e-9  # events enough for the whole window
+        assert abs(steps[1]["sleep"] - per_pair / rate) < 1e-6  # at the rate asked for
+    assert pairs_for(1) == 50 and pairs_for(100) == 4 and pairs_for(1000) == 2
