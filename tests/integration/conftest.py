@@ -23,6 +23,11 @@ def target():
 @pytest.fixture
 def run(target):
     """Run one test body in one event loop, with a World whose sockets are closed after."""
+    yield from world_runner(target)
+
+
+def world_runner(target):
+    """The body of a ``run``-like fixture for any target: yields ``go(factory)``."""
     loop = asyncio.new_event_loop()
     world = World(target)
 

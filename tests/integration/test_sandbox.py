@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -25,9 +24,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from conftest import world_runner
 
 from agentevents.config import Settings
 from agentevents.stack import native
+from agentevents.testing import serve_stack
 from agentevents.testing.httpd import JsonService
 from agentevents.testing.profile import Profile
 from agentevents.testing.world import StackTarget, World
@@ -264,17 +265,6 @@ POLICY_REDIS_DB = 3
 FREE_CEILING_S = 2.0
 
 
-def _healthy() -> bool:
-    for port in (POLICY_PORT, POLICY_HEALTH_PORT):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as answer:
-                if answer.status != 200:
-                    return False
-        except OSError:
-            return False
-    return True
-
-
 @pytest.fixture(scope="module")
 def policy_target(target, tmp_path_factory):
     """`agentevents serve` with AE_TIER_RUN_TIMEOUTS=free=2 and a wrong password for sql_query's role."""
@@ -296,7 +286,7 @@ def policy_target(target, tmp_path_factory):
                                    stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 60
-        while not _healthy():
+        while not serve_stack.healthy(POLICY_PORT, POLICY_HEALTH_PORT):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"agentevents serve did not become healthy: {log.read_text()[-2000:]}")
             time.sleep(0.2)  # polling its health endpoints, with the deadline above
@@ -312,19 +302,7 @@ def policy_target(target, tmp_path_factory):
 
 @pytest.fixture
 def on_policy(policy_target):
-    loop = asyncio.new_event_loop()
-    world = World(policy_target)
-
-    def go(factory):
-        async def body():
-            try:
-                return await factory(world)
-            finally:
-                await world.close()
-        return loop.run_until_complete(body())
-
-    yield go
-    loop.close()
+    yield from world_runner(policy_target)
 
 
 def test_a_timeout_s_larger_than_the_tiers_does_not_lengthen_a_run(on_policy):

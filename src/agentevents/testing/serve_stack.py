@@ -90,9 +90,9 @@ def environment(profile: Profile, database_url: str, redis_url: str) -> dict[str
     return env
 
 
-def _healthy() -> bool:
+def healthy(ws_port: int = PORT, health_port: int = HEALTH_PORT) -> bool:
     """The gateway (on the WebSocket port) and the worker (on its health port) both answer."""
-    for port in (PORT, HEALTH_PORT):
+    for port in (ws_port, health_port):
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as answer:
                 if answer.status != 200:
@@ -140,7 +140,7 @@ def up(profile: Profile, timeout_s: float = 60.0) -> Serve:
                                    stderr=subprocess.STDOUT, env=environment(profile, database_url, redis_url))
     serve = Serve(process, started)
     deadline = time.monotonic() + timeout_s
-    while not _healthy():
+    while not healthy():
         if process.poll() is not None or time.monotonic() > deadline:
             serve.stop()
             tail = log.read_text(errors="replace").splitlines()[-3:]
