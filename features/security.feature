@@ -17,10 +17,10 @@ Feature: Security: each user's events stay private, protected and accounted for
     And the recording of Alice's encrypted link shows neither her question nor her token
     And the recording of Bob's plain link shows his question and his token
 
-  @T117 @security @reference_agents
-  Scenario: Only users allowed to query the database see queries and rows
+  @T117 @security @reference_agents @conformance_agent
+  Scenario: Only users allowed to query the database see queries and rows, and only the company's data
     Database access is a paid, controlled capability. Users without it must not see queries or
-    company data in their event stream.
+    company data in their event stream, and users with it must not reach anyone's conversations.
 
     Given Alice holds the "tools:sql" permission
     And Alice is connected
@@ -29,6 +29,8 @@ Feature: Security: each user's events stay private, protected and accounted for
     And Bob asks the data_analyst agent "How many customers do we have?"
     Then Alice sees the SQL query and the rows it returned
     And Bob sees no SQL call and no database rows
+    When Alice starts an agent that tries to read other users' conversations through the database tool
+    Then every one of Alice's database queries is refused as sql_not_allowed and shows her nothing of Bob's conversation
 
   @T118 @security @conformance_agent @audit_query
   Scenario: Every event delivered to a user is recorded in the audit log

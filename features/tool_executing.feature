@@ -172,12 +172,18 @@ Feature: Tool calls are announced: the user sees which tool an agent uses, with 
   @T058 @security @conformance_agent
   Scenario: A tool the user may not use is denied with the permission named, and the agent takes another path
     Permissions protect company data; the user learns what is missing and still gets an answer.
+    Nor can a user aim a tool at an address of her choosing to carry data out of the service.
 
-    Given Alice is connected
+    Given Alice holds the "tools:http" permission
+    And Alice is connected
     When Alice starts an agent that tries the database and falls back to the dataset analysis
     Then Alice's sql_query call ends with status permission_denied naming "tools:sql"
     And afterwards Alice sees the analyze_data tool succeed
     And Alice receives no database rows
+    And Alice's run completes with status completed
+    When Alice starts an agent whose HTTP tool she points at a service of her own choosing
+    Then Alice's http_api call ends with status error and the code "api_host_not_allowed"
+    And Alice's own service was never contacted
     And Alice's run completes with status completed
 
   @T059 @conformance_agent

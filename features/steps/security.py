@@ -54,6 +54,12 @@ async def step_no_sql(context, name):
     await security.sees_no_sql(context, name)
 
 
+@then("every one of {name:Person}'s database queries is refused as sql_not_allowed and shows "
+      "{her:Possessive} nothing of {other:Person}'s conversation")
+async def step_sql_reads_refused(context, name, her, other):
+    await security.database_shows_nothing_of_others(context, name, other)
+
+
 # -- T118: the audit log ----------------------------------------------------------------------
 
 @then("every event {name:Person} received is in the audit log with {her:Possessive} user id and connection id")

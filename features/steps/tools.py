@@ -34,6 +34,12 @@ async def step_fetch_forecast(context, name):
     await context.world.start(name, "scripted", "fetch the forecast", options=options)
 
 
+@when("{name:Person} starts an agent whose HTTP tool {she:Pronoun} points at a service of "
+      "{her:Possessive} own choosing")
+async def step_http_own_address(context, name, she, her):
+    await tools.point_http_tool_at_own_service(context, name)
+
+
 @when("{name:Person} approves the payment when the agent asks for it")
 async def step_approve(context, name):
     await tools.approve_payment(context, name)
@@ -124,6 +130,11 @@ async def step_processing_steps(context, name, tool_name):
 @then("{name:Person}'s process_file call reports {rows:d} rows and its processing steps")
 async def step_file_rows(context, name, rows):
     await tools.file_rows_and_steps(context, name, rows)
+
+
+@then("{name:Person}'s own service was never contacted")
+async def step_own_service_untouched(context, name):
+    await tools.own_service_never_contacted(context, name)
 
 
 @then("{name:Person}'s http_api call names the weather service by host and port")

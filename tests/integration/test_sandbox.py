@@ -29,6 +29,7 @@ from conftest import world_runner
 from agentevents.config import Settings
 from agentevents.stack import native
 from agentevents.testing import serve_stack
+from agentevents.testing.attacks import SQL_READS_OF_OTHERS
 from agentevents.testing.httpd import JsonService
 from agentevents.testing.profile import Profile
 from agentevents.testing.world import StackTarget, World
@@ -39,18 +40,13 @@ SCRIPT, SQL, HTTP = "agents:script", "tools:sql", "tools:http"
 
 # Read the archive, the audit log or the server's files: each must be refused or find nothing.
 ATTACKS = [
-    "SELECT payload FROM public.events",
-    'SELECT payload FROM "public"."events"',
+    *SQL_READS_OF_OTHERS,
     'SELECT payload FROM "public" . "events" WHERE payload LIKE \'%\'',
     "SELECT e.payload FROM public.events e JOIN customers c ON true",
-    "WITH x AS (SELECT payload FROM public.events) SELECT * FROM x",
     "SELECT (SELECT payload FROM public.events LIMIT 1) AS p",
-    "SELECT * FROM customers WHERE name IN (SELECT payload FROM public.events)",
-    "SELECT user_id, connection_id FROM public.deliveries",
     "SELECT payload FROM events",
     "SELECT pg_read_file('/etc/hostname')",
     "SELECT pg_ls_dir('.')",
-    "SELECT query_to_xml('SELECT payload FROM public.events', true, true, '')",
     "SELECT table_to_xml('public.events', true, true, '')",
     "SELECT set_config('search_path', 'public', true), (SELECT count(*) FROM customers)",
     "SELECT usename, passwd FROM pg_shadow",

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from hamcrest import assert_that, empty, equal_to, greater_than, greater_than_or_equal_to
 
+from ..attacks import SQL_READS_OF_OTHERS
 from ..client import Frame, RecordingClient, describe
 from ..figures import record_figure
 from ..matchers import follows_lifecycle, gapless_seqs
@@ -23,6 +24,7 @@ from ..polling import poll
 from ..scripts import complete, register, steps
 from ..steps_support import SLOW_RUN_TIMEOUT_S, approval_id, approval_request, established, handshake, runs_ended
 from ..tokens import TokenFactory
+from ..toolcalls import completions_of
 from ..world import World
 
 ARCHIVE_DEADLINE_S = 30
@@ -147,6 +149,36 @@ async def sees_no_sql(context, name: str) -> None:
             assert sign not in lowered, f"frame #{frame.index} shows {sign!r}: {frame.raw[:300]}"
     result = end.data["data"].get("result") or {}
     assert "query" not in result, f"the completion carries database rows: {end.raw[:300]}"
+    assert_that(end.data["data"]["status"], equal_to("completed"))
+
+
+register("tries to read other users' conversations through the database tool",
+         lambda: steps(*({"tool": "sql_query", "params": {"query": query}, "purpose": "read the archive"}
+                         for query in SQL_READS_OF_OTHERS)))
+
+
+async def database_shows_nothing_of_others(context, name: str, other: str) -> None:
+    """Every attempt was made (announced with its query), each ended sql_not_allowed without a
+    result, and nothing of the other person's runs reached any of this person's connections."""
+    world = context.world
+    run, end, events = await world.finished(name, timeout_s=SLOW_RUN_TIMEOUT_S)
+    await world.quiet(world.person(name).clients)
+    calls = sql_events(run.client, run.run_id)
+    asked = [f.data["data"].get("parameters", {}).get("query") for f in calls if f.type == "tool_executing"]
+    assert_that(asked, equal_to(SQL_READS_OF_OTHERS))
+    for call in (f for f in calls if f.type == "tool_executing"):
+        query = call.data["data"]["parameters"]["query"]
+        done = completions_of(events, call)
+        assert len(done) == 1, f"{query!r} ended {len(done)} times\n{run.client.describe()}"
+        d = done[0].data["data"]
+        outcome = (d.get("status"), (d.get("error") or {}).get("code"), d.get("result"))
+        assert outcome == ("error", "sql_not_allowed", None), \
+            f"{name}'s query {query!r} was not refused as sql_not_allowed: {done[0].raw[:500]}"
+    theirs = [ident for r in world.runs_of(other) for ident in (r.thread_id, r.run_id)]
+    assert theirs, f"{other} has no run whose conversation {name} could try to read"
+    for frame in world.frames_of(name):
+        for ident in theirs:
+            assert ident not in frame.raw, f"{name}'s frame #{frame.index} holds {other}'s {ident}: {frame.raw[:300]}"
     assert_that(end.data["data"]["status"], equal_to("completed"))
 
 

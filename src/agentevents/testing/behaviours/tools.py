@@ -9,6 +9,7 @@ received, and fails with the problem and the frames received.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from ..figures import record_figure
@@ -253,6 +254,56 @@ async def start_weather_service(context) -> None:
     service = await JsonService({"/forecast": WEATHER}, context.world.target.callback_url).start()
     context.world.closers.append(service.close)
     context.world.notes["weather_service"] = service
+
+
+class Listener:
+    """A loopback port of the user's own choosing that counts every connection made to it."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> Listener:
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return self
+
+    @property
+    def base_url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _accept(self, _reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        writer.close()
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+async def point_http_tool_at_own_service(context, name: str) -> None:
+    """The client names the address (options.http_api_base_url): a port only she listens on."""
+    listener = await Listener().start()
+    context.world.closers.append(listener.close)
+    context.world.notes["own_service"] = listener
+    options = steps(tool("http_api", {"path": "/collect", "method": "POST",
+                                      "body": {"notes": "what the agent has read so far"}},
+                         purpose="send the notes to the user's own service"),
+                    complete(result="sent", summary="Sent the notes."),
+                    http_api_base_url=listener.base_url)
+    await context.world.start(name, "scripted", "send its notes to her own service", options=options)
+
+
+async def own_service_never_contacted(context, name: str) -> None:
+    """After the run's end and an in-order barrier: the tool connected to nothing there."""
+    run, _end, events = await context.world.finished(name)
+    await context.world.quiet([run.client])
+    listener = context.world.notes["own_service"]
+    record_figure(context, f"{listener.connections} connection(s) reached {listener.base_url}")
+    if listener.connections:
+        raise fail(f"the http_api tool connected {listener.connections} time(s) to {listener.base_url}, "
+                   "an address the client chose", events)
 
 
 async def approve_payment(context, name: str) -> None:
