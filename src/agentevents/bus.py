@@ -1,9 +1,10 @@
 """The Redis bus: run requests to workers, events to gateways, recent history for replay.
 
 Per thread (keys share the ``{thread_id}`` hash tag, so they live on one Redis Cluster slot):
-  ae:{tid}:seq     counter: the last seq assigned
+  ae:{tid}:seq     counter: the last seq assigned; never expires, so that no seq is ever reused
   ae:{tid}:stream  Stream of the thread's events; entry id ``<seq>-0``, field ``p`` = payload
   ae:{tid}:meta    hash: owner user_id, created_at; expires like the history, refreshed by each run
+  ae:{tid}:runs    hash: ``n`` runs so far, ``last`` run id; kept RUN_TTL_S after the last run
   ae:{tid}:pub     hash: per publisher (run id) its last batch, ``<first seq>:<last event_id>``,
                    so that a retried batch is a no-op (idempotent publish without a key per event)
   ae:ev:{tid}      pub/sub channel of live events
@@ -97,6 +98,22 @@ return 1
 """
 RUN_TTL_S = 7 * 86400
 
+# Count a run in its thread and swap in its id as the last one; returns (earlier runs, previous id).
+# (A record kept as a list of every run id, as earlier versions did, is converted first.)
+# KEYS: the thread's runs record. ARGV: run id, lifetime.
+RECORD_RUN_LUA = """
+if redis.call('TYPE', KEYS[1]).ok == 'list' then
+  local n, last = redis.call('LLEN', KEYS[1]), redis.call('LINDEX', KEYS[1], -1)
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'n', n, 'last', last)
+end
+local previous = redis.call('HGET', KEYS[1], 'last')
+local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+redis.call('HSET', KEYS[1], 'last', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return {n - 1, previous}
+"""
+
 
 def seq_key(tid: str) -> str:
     return f"ae:{{{tid}}}:seq"
@@ -112,6 +129,10 @@ def meta_key(tid: str) -> str:
 
 def publishers_key(tid: str) -> str:
     return f"ae:{{{tid}}}:pub"
+
+
+def runs_key(tid: str) -> str:
+    return f"ae:{{{tid}}}:runs"
 
 
 def channel(tid: str) -> str:
@@ -148,6 +169,7 @@ class Bus:
         self._publish = redis.register_script(PUBLISH_LUA)
         self._reserve = redis.register_script(RESERVE_LUA)
         self._submit = redis.register_script(SUBMIT_LUA)
+        self._record_run = redis.register_script(RECORD_RUN_LUA)
 
     # -- events ---------------------------------------------------------------------------
     async def publish_events(self, events: list[dict[str, Any]], publisher: str | None = None,
@@ -197,13 +219,11 @@ class Bus:
         return bool(created)
 
     async def record_run(self, tid: str, run_id: str) -> tuple[int, str | None]:
-        """Append a run to its thread; returns (earlier runs in the thread, the previous run id)."""
-        key = f"ae:{{{tid}}}:runs"
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(key, run_id)
-            pipe.lrange(key, -2, -2)
-            length, previous = await pipe.execute()
-        return int(length) - 1, (previous[0].decode() if previous and int(length) > 1 else None)
+        """Count a run in its thread; returns (earlier runs in the thread, the previous run id).
+        The record holds two fields whatever the number of runs, and lives as long as the run
+        records (RUN_TTL_S after the thread's last run)."""
+        previous_runs, previous = await self._record_run(keys=[runs_key(tid)], args=[run_id, RUN_TTL_S])
+        return int(previous_runs), (previous.decode() if previous else None)
 
     async def thread_owner(self, tid: str) -> str | None:
         owner = await self.redis.hget(meta_key(tid), "user_id")

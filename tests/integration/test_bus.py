@@ -42,3 +42,24 @@ def test_a_retried_batch_is_a_no_op_and_no_key_is_left_per_event(target):
             await redis.aclose()
 
     asyncio.run(go())
+
+
+def test_a_threads_run_record_stays_two_fields_and_expires(target):
+    async def go() -> None:
+        redis = busmod.connect(f"redis://127.0.0.1:{native.REDIS_PORT}/0")
+        bus = busmod.Bus(redis)
+        tid, old = uuid.uuid4().hex, uuid.uuid4().hex
+        try:
+            answers = [await bus.record_run(tid, f"run-{i}") for i in range(50)]
+            assert answers[:3] == [(0, None), (1, "run-0"), (2, "run-1")]
+            assert answers[-1] == (49, "run-48")
+            assert await redis.hgetall(busmod.runs_key(tid)) == {b"n": b"50", b"last": b"run-49"}
+            assert 0 < await redis.ttl(busmod.runs_key(tid)) <= busmod.RUN_TTL_S
+            await redis.rpush(busmod.runs_key(old), "a", "b")  # the list an earlier version kept
+            assert await bus.record_run(old, "c") == (2, "b")
+            assert await redis.hgetall(busmod.runs_key(old)) == {b"n": b"3", b"last": b"c"}
+        finally:
+            await redis.delete(busmod.runs_key(tid), busmod.runs_key(old))
+            await redis.aclose()
+
+    asyncio.run(go())
