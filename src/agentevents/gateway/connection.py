@@ -23,6 +23,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from ..auth import Claims
+from ..logs import fields
 from ..metrics import EVENTS_DELIVERED, SLOW_CONSUMERS
 from ..protocol.codes import CloseCode
 from ..protocol.limits import TokenBucket
@@ -87,7 +88,7 @@ class Connection:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def log_fields(self) -> str:
-        return f"connection_id={self.id} user_id={self.user_id}"
+        return fields(connection_id=self.id, user_id=self.user_id)
 
     # -- outbound ---------------------------------------------------------------------------
     def send_frame(self, frame: dict[str, Any], *, in_order: bool = False) -> None:

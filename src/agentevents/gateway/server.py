@@ -127,7 +127,7 @@ class Gateway:
                 raise AuthError("token revoked")
         except AuthError as exc:
             HANDSHAKE_REFUSED.labels(exc.reason.split(" ")[0]).inc()
-            log.info("handshake_refused reason=%r remote=%s", exc.reason, connection.remote_address)
+            log.info("handshake_refused reason=%s remote=%s", exc.reason, connection.remote_address)
             response = connection.respond(HTTPStatus.UNAUTHORIZED, f"unauthorized: {exc.reason}\n")
             response.headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{exc.reason}"'
             return response
