@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-import orjson
+from wires import MemoryWire
 
 from agentevents.auth import issue_token
 from agentevents.config import Settings
@@ -16,32 +16,21 @@ from agentevents.protocol.schemas import validate_client_message, validate_serve
 SECRET = "barrier-test-secret-0123456789abcdef"
 
 
-class RecordingSocket:
-    def __init__(self) -> None:
-        self.sent: list[dict] = []
-
-    async def send(self, text: str) -> None:
-        self.sent.append(orjson.loads(text))
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        self.sent.append({"closed": code})
-
-
 def frames_in_sending_order() -> list[dict]:
     async def scenario() -> list[dict]:
         gateway = Gateway(Settings(jwt_secret=SECRET, redis_url="redis://127.0.0.1:1/0", server_id="gw-test"))
-        socket = RecordingSocket()
+        socket = MemoryWire(ready=False)  # the socket takes nothing yet: frames wait in their lanes
         conn = Connection(gateway, socket, gateway.verify(issue_token("alice", key=SECRET)), "conn_barrier")
         for n in range(1, 6):  # five events already queued, the writer not yet draining
             conn.send_frame({"type": "agent_thinking", "seq": n}, in_order=True)
         await gateway.on_ping(conn, {"type": "ping", "request_id": "plain"})
         await gateway.on_ping(conn, {"type": "ping", "request_id": "barrier", "in_order": True})
         conn.send_frame({"type": "agent_thinking", "seq": 6}, in_order=True)  # queued after the barrier
-        writer = asyncio.create_task(conn.writer())
+        socket.resume()
         while len(socket.sent) < 8:
             await asyncio.sleep(0)  # let the writer run; it has exactly 8 frames to send
-        writer.cancel()
-        await asyncio.gather(writer, return_exceptions=True)
+        assert socket.writes == 1, "the waiting frames went out in one write"
+        await conn.shutdown()
         return socket.sent
 
     return asyncio.run(asyncio.wait_for(scenario(), 10))

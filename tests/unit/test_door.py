@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 import pytest
 from prometheus_client import REGISTRY
+from wires import MemoryWire
 
 from agentevents.auth import issue_token
 from agentevents.config import Settings
@@ -118,10 +119,10 @@ class Store:
         self.payloads: list[tuple[int, bytes]] = []
         self.during_fetch: list[Any] = []  # callables run while a fill reads history
 
-    def add(self, seq: int) -> tuple[int, str, str]:
+    def add(self, seq: int) -> tuple[int, str, bytes]:
         payload = orjson.dumps({"seq": seq, "type": "agent_thinking", "event_id": f"e{seq}"})
         self.payloads.append((seq, payload))
-        return seq, f"e{seq}", payload.decode()
+        return seq, f"e{seq}", payload
 
     async def head_seq(self, tid: str) -> int:
         return 0
@@ -143,16 +144,7 @@ class NoHub:
         return None
 
 
-class Socket:
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-        self.closed: int | None = None
-
-    async def send(self, text: str) -> None:
-        self.sent.append(orjson.loads(text))
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        self.closed = code
+Socket = MemoryWire
 
 
 def make_gateway(**settings: Any) -> Gateway:
@@ -181,7 +173,6 @@ def test_a_flood_during_a_fill_is_held_up_to_the_bound_then_read_from_history_in
         gateway.bus, gateway.history = store, store  # type: ignore[assignment]
         socket = Socket()
         conn = Connection(gateway, socket, claims(gateway), "conn_0123456789abcdef")
-        writer = asyncio.create_task(conn.writer())
         await conn.follow(THREAD, None, None, hold=True)  # busy until released, like start_agent
         cursor = conn.cursors[THREAD]
         for seq in range(1, 3001):
@@ -197,7 +188,6 @@ def test_a_flood_during_a_fill_is_held_up_to_the_bound_then_read_from_history_in
         assert not any(f.get("type") == "replay_complete" for f in socket.sent)  # no gap was reported
         assert socket.closed is None and not cursor.pending and cursor.behind == 0
         await conn.shutdown()
-        await writer
 
     asyncio.run(scenario())
 
@@ -205,8 +195,8 @@ def test_a_flood_during_a_fill_is_held_up_to_the_bound_then_read_from_history_in
 def test_copies_of_delivered_events_are_not_held():
     from agentevents.gateway.connection import Cursor
     cursor = Cursor(last=10, limit=3)
-    assert cursor.hold(10, "e10", "x") is False
-    assert cursor.hold(11, "e11", "x") and cursor.hold(11, "e11", "x")
+    assert cursor.hold(10, "e10", b"x") is False
+    assert cursor.hold(11, "e11", b"x") and cursor.hold(11, "e11", b"x")
     assert list(cursor.pending) == [11]
 
 
@@ -377,7 +367,6 @@ def test_a_rate_limited_message_gets_its_request_id_back():
         gateway = make_gateway()
         socket = Socket()
         conn = Connection(gateway, socket, claims(gateway), "conn_rate")
-        writer = asyncio.create_task(conn.writer())
         conn.inbound = TokenBucket(rate=0.001, burst=1.0)
         assert conn.inbound.allow(time.monotonic())  # the burst is spent, and refills only slowly
         await gateway._receive(conn, '{"type": "ping", "request_id": "r-42"}')
@@ -387,6 +376,5 @@ def test_a_rate_limited_message_gets_its_request_id_back():
         assert socket.sent[0]["request_id"] == "r-42" and "request_id" not in socket.sent[1]
         assert socket.sent[0]["details"]["retry_after_ms"] >= 1
         await conn.shutdown()
-        await writer
 
     asyncio.run(scenario())

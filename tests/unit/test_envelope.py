@@ -62,3 +62,18 @@ def test_the_pii_prefilter_never_skips_a_text_a_pattern_would_change():
     assert skipped > 1000  # the check did skip texts, so it was exercised
     assert redaction.may_hold_pii("card 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1")  # spaced digits still count
     assert redaction.may_hold_pii("Arabic-Indic \u0664\u0661\u0661\u0661-\u0661\u0661\u0661\u0661 1234 5678 9")
+
+
+def test_peek_head_reads_seq_and_event_id_as_a_full_parse_would():
+    import orjson
+
+    from agentevents.protocol.envelope import peek_head, splice_seq
+    event = ev.build_event(ev.AGENT_THINKING, thread_id="t", run_id="r", user_id="u", agent_name="a",
+                           data={"reasoning": 'a "quoted" \\ text', "step": 1})
+    payload = splice_seq(orjson.dumps(event), 12345)
+    assert peek_head(payload) == (12345, event["event_id"])
+    # Any other shape (keys in another order, spaces, an escaped id) is parsed in full.
+    for other in (b'{"type":"agent_thinking","seq":7,"event_id":"e7"}', b'{"seq": 8, "type": "x", "event_id": "e8"}',
+                  b'{"seq":9,"type":"agent_thinking","event_id":"e\\u0039"}'):
+        head = orjson.loads(other)
+        assert peek_head(other) == (head["seq"], head["event_id"])

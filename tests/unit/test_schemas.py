@@ -18,6 +18,7 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator, ValidationError
 from memory_bus import MemoryBus
+from wires import MemoryWire
 
 from agentevents.auth import issue_token
 from agentevents.config import Settings
@@ -429,19 +430,6 @@ class MemoryHistory:
         return assemble(ReplayPlan(since, head), stored)
 
 
-class RecordingSocket:
-    """Stands in for the WebSocket: keeps every text frame the connection's writer sends."""
-
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-
-    async def send(self, text: str) -> None:
-        self.sent.append(text)
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        self.sent.append(orjson.dumps({"closed": code}).decode())
-
-
 def gateway_frames() -> list[dict[str, Any]]:
     async def scenario() -> list[dict[str, Any]]:
         settings = Settings(jwt_secret=SECRET, redis_url="redis://127.0.0.1:1/0", server_id="gateway-test")
@@ -449,9 +437,8 @@ def gateway_frames() -> list[dict[str, Any]]:
         bus = MemoryBus()
         gateway.bus, gateway.hub, gateway.history = bus, MemoryHub(), MemoryHistory(bus)
         token = issue_token(USER, key=SECRET, permissions=["agents:script"])
-        socket = RecordingSocket()
+        socket = MemoryWire()
         conn = Connection(gateway, socket, gateway.verify(token), "conn_0123456789abcdef")
-        writer = asyncio.create_task(conn.writer())
         await gateway.on_ping(conn, {"type": "ping", "request_id": "p1"})
         await gateway.on_ping(conn, {"type": "ping"})
         await gateway.on_start_agent(conn, {"type": "start_agent", "request_id": "s1", "agent_type": "math",
@@ -478,10 +465,8 @@ def gateway_frames() -> list[dict[str, Any]]:
                     '{"type": "start_agent", "request_id": "s2", "agent_type": "ghost", "message": "x"}',
                     '{"type": "cancel_agent", "request_id": "c2", "run_id": "not-mine"}']:
             await gateway._receive(conn, raw)
-        await asyncio.sleep(0.05)  # let the writer flush
-        writer.cancel()
-        await asyncio.gather(writer, return_exceptions=True)
-        return [orjson.loads(text) for text in socket.sent]
+        await conn.shutdown()
+        return socket.sent
 
     return asyncio.run(scenario())
 

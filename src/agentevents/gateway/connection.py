@@ -11,21 +11,23 @@ overflows it); newer ones are not kept but read from history once the fill is do
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from ..auth import Claims
 from ..logs import fields
 from ..metrics import EVENTS_DELIVERED, SLOW_CONSUMERS
 from ..protocol.codes import CloseCode
+from ..protocol.envelope import peek_head
 from ..protocol.limits import TokenBucket
 from ..protocol.replay import next_deliverable
 
@@ -41,11 +43,11 @@ MAX_PENDING = 500  # live events held per followed thread while a fill or replay
 class Cursor:
     last: int = 0
     busy: bool = True
-    pending: dict[int, tuple[str, str]] = field(default_factory=dict)
+    pending: dict[int, tuple[str, bytes]] = field(default_factory=dict)
     behind: int = 0  # the newest seq that found no room in ``pending``: read from history afterwards
     limit: int = MAX_PENDING
 
-    def hold(self, seq: int, event_id: str, text: str) -> bool:
+    def hold(self, seq: int, event_id: str, text: bytes) -> bool:
         """Keep a live event until the cursor is free; False when it is a copy of one already written."""
         if seq <= self.last:
             return False
@@ -57,35 +59,93 @@ class Cursor:
         return True
 
 
-@dataclass
+@dataclass(slots=True)
 class Outbound:
-    text: str
+    text: bytes
     thread_id: str | None = None
     seq: int = 0
     event_id: str | None = None
 
 
+class WireClosed(Exception):
+    """The socket can take no more frames."""
+
+
+class Wire:
+    """Where a connection's frames go: a websockets connection, several frames in one write.
+
+    ``ready`` says whether frames can be written right now without waiting (open, not paused by
+    the transport's flow control); ``write`` then writes them in one go, in order, as text frames
+    (the payloads are UTF-8 JSON already); ``writable`` waits until ``ready`` or raises WireClosed.
+    """
+
+    __slots__ = ("ws",)
+
+    def __init__(self, ws: ServerConnection) -> None:
+        self.ws = ws
+
+    def ready(self) -> bool:
+        ws = self.ws
+        return ws.protocol.state is State.OPEN and not ws.paused and ws.send_in_progress is None
+
+    def write(self, texts: list[bytes]) -> None:
+        ws = self.ws
+        for text in texts:
+            ws.protocol.send_text(text)
+        chunks = ws.protocol.data_to_send()
+        if all(chunks):
+            ws.transport.write(b"".join(chunks))
+        else:  # an end of stream among them (never after text frames on an open connection)
+            for chunk in chunks:
+                if chunk:
+                    ws.transport.write(chunk)
+                elif ws.transport.can_write_eof():
+                    ws.transport.write_eof()
+                else:
+                    ws.transport.close()
+
+    async def writable(self) -> None:
+        ws = self.ws
+        while True:
+            if ws.protocol.state is not State.OPEN:
+                raise WireClosed
+            if ws.send_in_progress is not None:
+                await asyncio.shield(ws.send_in_progress)
+            elif ws.paused:
+                await ws.drain()
+            else:
+                return
+
+    async def close(self, code: int, reason: str) -> None:
+        await self.ws.close(code, reason)
+
+
 class Connection:
-    def __init__(self, gateway: Gateway, ws: ServerConnection, claims: Claims, connection_id: str) -> None:
+    def __init__(self, gateway: Gateway, ws: Any, claims: Claims, connection_id: str) -> None:
         self.gateway = gateway
         self.ws = ws
+        self.wire: Any = ws if hasattr(ws, "writable") else Wire(ws)
         self.claims = claims
         self.id = connection_id
         self.user_id = claims.user_id
         self.cursors: dict[str, Cursor] = {}
         # Two lanes: answers and errors overtake queued events; events (and the frames that must
-        # stay in their order, like replay_complete) wait in a bounded queue.
-        self.control: deque[Outbound | None] = deque()
+        # stay in their order, like replay_complete) wait in a bounded queue. Frames are written at
+        # once while nothing waits and the socket takes them; a writer task exists only while some wait.
+        self.control: deque[Outbound] = deque()
         self.events: deque[Outbound] = deque()
         self.max_events = gateway.settings.outbound_queue
-        self._wake = asyncio.Event()
-        self._room = asyncio.Event()  # set while the event lane is below half full (replays wait on it)
-        self._room.set()
+        self._writer: asyncio.Task[None] | None = None
+        self._room: asyncio.Future[None] | None = None  # replays wait on it while the event lane is full
         self.inbound = TokenBucket(rate=20.0, burst=60.0)
         self.errors = TokenBucket(rate=1.0, burst=50.0)
         self.duplicates_dropped = 0
         self.closing = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.expiry: asyncio.TimerHandle | None = None  # the token's expiry check (gateway._expire_later)
+        # The delivery audit as ranges: per thread, the seqs written one after another since the
+        # last flush, [first seq, last seq, first time, last time] (gateway.audit_ranges).
+        self.ranges: dict[str, list[Any]] = {}
 
     def log_fields(self) -> str:
         return fields(connection_id=self.id, user_id=self.user_id)
@@ -95,15 +155,21 @@ class Connection:
         """Answers and errors go first; ``in_order`` frames keep their place among events."""
         if "request_id" in frame and frame["request_id"] is None:
             frame = {k: v for k, v in frame.items() if k != "request_id"}
-        item = Outbound(orjson.dumps(frame).decode())
+        item = Outbound(orjson.dumps(frame))
         if in_order:
             self._enqueue(item)
         elif not self.closing:
+            if self._writer is None and not self.control and not self.events and self._write_now([item]):
+                return
             self.control.append(item)
-            self._wake.set()
+            self._kick()
 
-    def _enqueue(self, item: Outbound) -> None:
+    def _enqueue(self, item: Outbound, *, direct: bool = True) -> None:
+        """Queue an event (or an in-order frame); written at once when nothing waits, unless
+        ``direct`` is False (replays: they go through the lane, so answers can overtake them)."""
         if self.closing:
+            return
+        if direct and self._writer is None and not self.control and not self.events and self._write_now([item]):
             return
         if len(self.events) >= self.max_events:
             SLOW_CONSUMERS.inc()
@@ -111,67 +177,121 @@ class Connection:
             self.close(CloseCode.SLOW_CONSUMER, "slow consumer: outbound queue full")
             return
         self.events.append(item)
-        self._wake.set()
-        if len(self.events) >= self.max_events // 2:
-            self._room.clear()
+        self._kick()
+
+    def _write_now(self, items: list[Outbound]) -> bool:
+        """Write frames at once when the socket takes them without waiting; False if it does not."""
+        wire = self.wire
+        if not wire.ready():
+            return False
+        wire.write([item.text for item in items])
+        self._delivered(items)
+        return True
+
+    def _delivered(self, items: list[Outbound]) -> None:
+        now = time.time()
+        count = 0
+        for item in items:
+            if item.event_id is None:
+                continue
+            count += 1
+            span = self.ranges.get(item.thread_id)  # type: ignore[arg-type]
+            if span is not None and item.seq == span[1] + 1:
+                span[1] = item.seq
+                span[3] = now
+                continue
+            if span is not None:
+                self.gateway.audit_range(self, item.thread_id, span)
+            else:
+                self.gateway.audit_dirty.add(self)
+            self.ranges[item.thread_id] = [item.seq, item.seq, now, now]  # type: ignore[index]
+        if count:
+            EVENTS_DELIVERED.inc(count)
+
+    def flush_ranges(self) -> None:
+        """Hand the ranges written so far to the audit writer (every flush interval, and at the end)."""
+        for thread_id, span in self.ranges.items():
+            self.gateway.audit_range(self, thread_id, span)
+        self.ranges.clear()
+
+    def _kick(self) -> None:
+        if self._writer is None and not self.closing:
+            self._writer = asyncio.create_task(self._write_queued())
+
+    def _take(self, limit: int = 64) -> list[Outbound]:
+        """The frames to write next: answers first, then events, in order."""
+        batch: list[Outbound] = []
+        while self.control and len(batch) < limit:
+            batch.append(self.control.popleft())
+        while self.events and len(batch) < limit:
+            batch.append(self.events.popleft())
+        if self._room is not None and len(self.events) < self.max_events // 4 and not self._room.done():
+            self._room.set_result(None)
+        return batch
+
+    async def _write_queued(self) -> None:
+        wire = self.wire
+        try:
+            while not self.closing or self.control or self.events:
+                await wire.writable()
+                batch = self._take()
+                if not batch:
+                    return
+                wire.write([item.text for item in batch])
+                self._delivered(batch)
+                if self.events or self.control:
+                    await asyncio.sleep(0)  # let the reader run between batches: its answers go first
+        except (WireClosed, ConnectionClosed):
+            self.closing = True
+        finally:
+            self._writer = None
+            if self._room is not None and not self._room.done():
+                self._room.set_result(None)
 
     async def _enqueue_paced(self, item: Outbound) -> None:
         """For replays: wait for room instead of overflowing the queue (and being called slow)."""
-        while not self._room.is_set() and not self.closing:
-            await self._room.wait()
-        self._enqueue(item)
+        while len(self.events) >= self.max_events // 2 and not self.closing:
+            if self._room is None or self._room.done():
+                self._room = asyncio.get_running_loop().create_future()
+            await self._room
+        self._enqueue(item, direct=False)
 
-    async def _next(self) -> Outbound | None:
-        while True:
-            if self.control:
-                return self.control.popleft()
-            if self.events:
-                item = self.events.popleft()
-                if len(self.events) < self.max_events // 4:
-                    self._room.set()
-                return item
-            self._wake.clear()
-            await self._wake.wait()
-
-    async def writer(self) -> None:
-        audit = self.gateway.audit
-        server_id = self.gateway.settings.server_id
-        try:
-            while True:
-                item = await self._next()
-                if item is None:
-                    return
-                await self.ws.send(item.text)
-                if item.event_id is not None:
-                    EVENTS_DELIVERED.inc()
-                    audit.add("deliveries", (item.event_id, item.thread_id, item.seq, self.user_id, self.id,
-                                             server_id, datetime.now(UTC)))
-        except ConnectionClosed:
-            pass
-        finally:
-            self.closing = True
-            self._room.set()
+    async def flushed(self, timeout_s: float) -> None:
+        """Wait (at most ``timeout_s``) until the frames queued so far are written or cannot be."""
+        writer = self._writer
+        if writer is not None:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(writer), timeout_s)
 
     def close(self, code: int, reason: str) -> None:
         if self.closing:
             return
         self.closing = True
-        self.spawn(self.ws.close(code, reason))
+        if self.control and self._writer is None and self.wire.ready():  # an error frame before the close
+            batch = list(self.control)
+            self.control.clear()
+            self._write_now(batch)
+        self.spawn(self.wire.close(code, reason))
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, flush_s: float = 1.0) -> None:
+        """Leave every thread, stop what runs for this connection, and audit what it was sent."""
         self.closing = True
         for thread_id in list(self.cursors):
             await self.gateway.hub.leave(thread_id, self)
         self.cursors.clear()
         for task in list(self._tasks):
             task.cancel()
-        self.control.append(None)
-        self._wake.set()
+        await self.flushed(flush_s)
+        if self._writer is not None:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+        self.flush_ranges()
+        self.gateway.audit_dirty.discard(self)
 
     # -- threads ----------------------------------------------------------------------------
     async def follow(self, thread_id: str, since: int | None, request_id: str | None,
@@ -220,7 +340,7 @@ class Connection:
         await self.gateway.hub.leave(thread_id, self)
         return True
 
-    def on_live(self, thread_id: str, seq: int, event_id: str, text: str) -> None:
+    def on_live(self, thread_id: str, seq: int, event_id: str, text: bytes) -> None:
         cursor = self.cursors.get(thread_id)
         if cursor is None:
             return
@@ -278,8 +398,7 @@ class Connection:
         complete = bool(result and result.complete)
         if result and complete:
             for seq, payload in result.events:
-                head_fields = orjson.loads(payload)
-                await self._enqueue_paced(Outbound(payload.decode(), thread_id, seq, head_fields["event_id"]))
+                await self._enqueue_paced(Outbound(payload, thread_id, seq, peek_head(payload)[1]))
         # Incomplete or not, the cursor moves to head: the report tells the client what it missed.
         cursor.last = max(cursor.last, head)
         report = {"type": "replay_complete", "thread_id": thread_id, "since_seq": since, "head_seq": head,

@@ -20,11 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ..bus import channel, thread_of_channel
+from ..protocol.envelope import peek_head
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -164,7 +164,6 @@ class Hub:
         if not members:
             return
         raw: bytes = message["data"]
-        head = orjson.loads(raw)
-        text = raw.decode()
+        seq, event_id = peek_head(raw)
         for conn in list(members):
-            conn.on_live(thread_id, head["seq"], head["event_id"], text)
+            conn.on_live(thread_id, seq, event_id, raw)

@@ -14,6 +14,7 @@ import signal
 import ssl
 import time
 import uuid
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -46,6 +47,7 @@ from .hub import Hub, Notices
 log = logging.getLogger("agentevents.gateway")
 
 HARD_MAX_FRAME = 1024 * 1024
+AUDIT_FLUSH_S = 0.5  # how long a delivery may wait in its connection's range before it is handed to the audit
 SUBPROTOCOL = "jwt-auth"
 
 
@@ -91,9 +93,24 @@ class Gateway:
         self.hub = Hub(self.redis, settings.server_id, notices={
             revocation.CHANNEL: Notices(self.on_revocation, self.check_revocations_now)})
         self.audit = store.BatchWriter(settings.database_url)
+        self.audit_dirty: set[Connection] = set()  # connections with delivery ranges not yet handed over
         self.connections: dict[str, Connection] = {}
         self.stopping = asyncio.Event()
         self._revocation_check = asyncio.Event()
+
+    def audit_range(self, conn: Connection, thread_id: str, span: list[Any]) -> None:
+        """One delivery-audit row: seqs ``span[0]..span[1]`` of a thread, written one after
+        another to this connection between ``span[2]`` and ``span[3]`` (Unix times)."""
+        self.audit.add("delivery_ranges", (thread_id, span[0], span[1], conn.user_id, conn.id, self.settings.server_id,
+                                           datetime.fromtimestamp(span[2], UTC), datetime.fromtimestamp(span[3], UTC)))
+
+    async def _flush_audit_ranges(self) -> None:
+        """Every AUDIT_FLUSH_S, the ranges of every connection that delivered meanwhile."""
+        while True:
+            await asyncio.sleep(AUDIT_FLUSH_S)
+            dirty, self.audit_dirty = self.audit_dirty, set()
+            for conn in dirty:
+                conn.flush_ranges()
 
     def count_replay(self, complete: bool) -> None:
         REPLAYS.labels(str(complete).lower()).inc()
@@ -208,14 +225,11 @@ class Gateway:
             await ws.close(CloseCode.TOKEN_INVALID, "unauthenticated")
             return
         conn = Connection(self, ws, claims, "conn_" + uuid.uuid4().hex[:16])
-        writer: asyncio.Task[None] | None = None
-        expiry: asyncio.Task[None] | None = None
         self.connections[conn.id] = conn
         CONNECTIONS.inc()
         try:  # from here on, whatever fails, the connection is counted out again below
             log.info("connected %s", conn.log_fields())
-            writer = asyncio.create_task(conn.writer())
-            expiry = asyncio.create_task(self._expire(conn))
+            self._expire_later(conn)
             conn.send_frame({"type": "connection_established", "connection_id": conn.id, "user_id": conn.user_id,
                              "server_id": self.settings.server_id, "heartbeat_interval_ms":
                              int(self.settings.heartbeat_interval_s * 1000), "token_expires_at": claims.exp,
@@ -228,26 +242,24 @@ class Gateway:
         finally:
             self.connections.pop(conn.id, None)
             CONNECTIONS.dec()
-            if expiry is not None:
-                expiry.cancel()
+            if conn.expiry is not None:
+                conn.expiry.cancel()
             await conn.shutdown()
-            if writer is not None:
-                with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                    await asyncio.wait_for(writer, 1)
-                writer.cancel()
             log.info("disconnected %s code=%s dropped_duplicates=%d", conn.log_fields(), ws.close_code,
                      conn.duplicates_dropped)
 
-    async def _expire(self, conn: Connection) -> None:
-        """Close with TOKEN_EXPIRED once the token (plus grace) runs out without auth_refresh."""
-        while True:
-            wait = conn.claims.exp + self.settings.token_grace_s - time.time()
-            if wait <= 0:
-                conn.send_frame({"type": "error", "code": ErrorCode.TOKEN_EXPIRED.value,
-                                 "message": "the token expired; reconnect with a fresh token"})
-                conn.close(CloseCode.TOKEN_EXPIRED, "token expired")
-                return
-            await asyncio.sleep(min(wait, 60))
+    def _expire_later(self, conn: Connection) -> asyncio.TimerHandle | None:
+        """Close with TOKEN_EXPIRED once the token (plus grace) runs out without auth_refresh: a
+        timer per connection (no task), which looks at the claims again when it fires."""
+        wait = conn.claims.exp + self.settings.token_grace_s - time.time()
+        if wait <= 0:
+            conn.send_frame({"type": "error", "code": ErrorCode.TOKEN_EXPIRED.value,
+                             "message": "the token expired; reconnect with a fresh token"})
+            conn.close(CloseCode.TOKEN_EXPIRED, "token expired")
+            conn.expiry = None
+        else:
+            conn.expiry = asyncio.get_running_loop().call_later(min(wait, 60), self._expire_later, conn)
+        return conn.expiry
 
     def _error(self, conn: Connection, err: ProtocolError) -> None:
         CLIENT_ERRORS.labels(str(err.code)).inc()
@@ -415,6 +427,7 @@ class Gateway:
             tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             tls.load_cert_chain(self.settings.tls_cert, self.settings.tls_key or None)
         revocations = asyncio.create_task(self._watch_revocations(), name="revocations")
+        ranges = asyncio.create_task(self._flush_audit_ranges(), name="audit-ranges")
         async with serve(self.handler, self.settings.host, self.settings.port, ssl=tls,
                          process_request=self.process_request, select_subprotocol=self.select_subprotocol,
                          create_connection=GatewayConnection,
@@ -427,7 +440,10 @@ class Gateway:
             server.close(close_connections=True)
             await server.wait_closed()
         revocations.cancel()
-        await asyncio.gather(revocations, return_exceptions=True)
+        ranges.cancel()
+        await asyncio.gather(revocations, ranges, return_exceptions=True)
+        for conn in list(self.connections.values()):
+            conn.flush_ranges()
         await self.hub.stop()
         await self.audit.stop()
         await self.database.close()

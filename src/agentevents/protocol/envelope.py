@@ -6,9 +6,12 @@ thread's stream (see ``agentevents.bus``), so it is gapless per thread across ru
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 AGENT_STARTED = "agent_started"
 AGENT_THINKING = "agent_thinking"
@@ -68,3 +71,16 @@ def splice_seq(body: bytes, seq: int) -> bytes:
     rest = body[1:]
     sep = b"," if rest.strip() != b"}" else b""
     return b'{"seq":' + str(seq).encode() + sep + rest
+
+
+# How every published event begins: the bus puts seq first, build_event gives type and event_id next.
+_HEAD = re.compile(rb'\{"seq":(\d{1,19}),"type":"[a-z_]{1,64}","event_id":"([^"\\]{1,128})"')
+
+
+def peek_head(payload: bytes) -> tuple[int, str]:
+    """(seq, event_id) of a published event without parsing all of it; any other shape is parsed."""
+    found = _HEAD.match(payload)
+    if found is not None:
+        return int(found.group(1)), found.group(2).decode()
+    head = orjson.loads(payload)
+    return head["seq"], head["event_id"]

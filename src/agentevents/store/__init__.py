@@ -102,10 +102,10 @@ async def preferences(pool: asyncpg.Pool, user_id: str) -> dict[str, Any]:
 
 # -- batched writes ---------------------------------------------------------------------------
 
-async def _write_deliveries(conn: asyncpg.Connection, rows: list[tuple]) -> None:
+async def _write_delivery_ranges(conn: asyncpg.Connection, rows: list[tuple]) -> None:
     await conn.copy_records_to_table(
-        "deliveries", records=rows,
-        columns=["event_id", "thread_id", "seq", "user_id", "connection_id", "server_id", "delivered_at"])
+        "delivery_ranges", records=rows,
+        columns=["thread_id", "first_seq", "last_seq", "user_id", "connection_id", "server_id", "first_at", "last_at"])
 
 
 async def _write_threads(conn: asyncpg.Connection, rows: list[tuple]) -> None:
@@ -122,9 +122,9 @@ async def _write_runs(conn: asyncpg.Connection, rows: list[tuple]) -> None:
 
 
 WRITERS: dict[str, Callable[[asyncpg.Connection, list[tuple]], Awaitable[None]]] = {
-    "threads": _write_threads, "runs": _write_runs, "deliveries": _write_deliveries,
+    "threads": _write_threads, "runs": _write_runs, "delivery_ranges": _write_delivery_ranges,
 }
-ORDER = ("threads", "runs", "deliveries")
+ORDER = ("threads", "runs", "delivery_ranges")
 
 
 class BatchWriter:
@@ -156,7 +156,7 @@ class BatchWriter:
 
     def add(self, table: str, row: tuple) -> None:
         if self.pending() >= self.capacity:
-            victim = next((b for name in ("deliveries", "runs", "threads") if (b := self.buffers[name])), None)
+            victim = next((b for name in ("delivery_ranges", "runs", "threads") if (b := self.buffers[name])), None)
             if victim:
                 victim.popleft()
                 self.dropped += 1

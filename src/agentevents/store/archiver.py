@@ -3,8 +3,9 @@
 The publish script appends each event to the ``ae:archive`` outbox stream in the same atomic step
 that assigns its seq (``bus.PUBLISH_LUA``), so an event cannot be live without being due for the
 archive. Archivers — one per worker, in the consumer group ``archivers`` — read the outbox, write
-a batch with ``ON CONFLICT DO NOTHING`` (at least once, idempotent by ``(thread_id, seq)`` and
-``event_id``), and only then acknowledge and delete its entries. What a killed archiver had read
+a batch (one COPY; a batch holding events stored already goes through ``ON CONFLICT DO NOTHING``:
+at least once, idempotent by ``(thread_id, seq)`` and ``event_id``), and only then acknowledge and
+delete its entries. What a killed archiver had read
 stays pending in the group: the same consumer name takes it back at restart, any other archiver
 claims it once it has been idle for ``CLAIM_IDLE_MS``. A PostgreSQL outage holds the entries in
 Redis (nothing is dropped); a Redis restart keeps them in its append-only file.
@@ -230,6 +231,15 @@ class Archiver:
 
     @staticmethod
     async def _write_batch(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+        """COPY straight into the archive; a batch holding events archived already (a batch taken
+        back after a crash, or claimed from another archiver) goes through a staging table and
+        ``ON CONFLICT DO NOTHING`` instead, so each event is stored once."""
+        try:
+            async with conn.transaction():
+                await conn.copy_records_to_table("events", records=rows, columns=list(COLUMNS))
+            return
+        except asyncpg.UniqueViolationError:
+            pass
         async with conn.transaction():
             await conn.execute(STAGING)
             await conn.copy_records_to_table("events_staging", records=rows, columns=list(COLUMNS))

@@ -366,12 +366,17 @@ class NativeControl(Control):
 
     async def audit_rows(self, event_ids: Sequence[str], *,
                          connection_id: str | None = None) -> list[dict[str, Any]]:
-        rows = await self._fetch("SELECT event_id, thread_id, seq, user_id, connection_id, server_id, delivered_at "
-                                 "FROM deliveries WHERE event_id = ANY($1::text[]) "
-                                 "AND ($2::text IS NULL OR connection_id = $2) ORDER BY id",
-                                 list(event_ids), connection_id)
+        # Each event (by its archived thread and seq) within the delivery ranges that hold it.
+        rows = await self._fetch(
+            "SELECT e.event_id, e.thread_id, e.seq, r.user_id, r.connection_id, r.server_id, "
+            "r.first_at, r.last_at FROM events e JOIN delivery_ranges r ON r.thread_id = e.thread_id "
+            "AND e.seq BETWEEN r.first_seq AND r.last_seq WHERE e.event_id = ANY($1::text[]) "
+            "AND ($2::text IS NULL OR r.connection_id = $2) ORDER BY r.id, e.seq",
+            list(event_ids), connection_id)
         for row in rows:
-            row["delivered_at"] = row["delivered_at"].isoformat()
+            first, last = row.pop("first_at"), row.pop("last_at")
+            row["delivered_at"] = last.isoformat()
+            row["delivered_between"] = [first.isoformat(), last.isoformat()]
         return rows
 
     # -- token_revocation -----------------------------------------------------------------------
