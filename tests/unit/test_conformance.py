@@ -27,6 +27,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from jsonschema import Draft202012Validator
 from memory_bus import MemoryBus
@@ -423,3 +424,27 @@ def test_target_profiles_speak_this_conformance_version():
     assert targets, "no target profiles in features/targets"
     for path in targets:
         assert profile.load_profile(path).conformance_version == CONFORMANCE_VERSION, path.name
+
+
+def test_the_quick_check_by_kind_never_accepts_what_the_whole_schema_refuses():
+    from agentevents.protocol.conformance import _each_step_valid, _validator
+    from agentevents.testing.scripts import script_for
+
+    scripts = [script_for(p).get("steps", []) for p in feature_phrases()] + [s.steps for s in library_scripts()[0]]
+    scripts += [steps for _case, steps, _named in REFUSED]
+    scripts += [[{"think": "a", "burst": 2}], [{"repeat": 2, "step": {"think": "a", "sleep": 1}}], [{}], [None]]
+    whole = _validator()
+    for steps in scripts:
+        if _each_step_valid(steps):
+            assert whole.is_valid(steps), steps
+    assert sum(_each_step_valid(s) for s in scripts) >= 50  # it does accept the valid ones
+
+
+def test_a_script_seen_valid_is_not_checked_again_and_an_invalid_one_always_is():
+    from agentevents.protocol import conformance
+    steps = [{"think": "seen before"}, {"sleep": 0}]
+    assert problems(steps) == []
+    assert orjson.dumps(steps) in conformance._VALID_SCRIPTS
+    bad = [{"sleep": -1}]
+    assert problems(bad) and problems(bad)  # refused each time, never remembered
+    assert orjson.dumps(bad) not in conformance._VALID_SCRIPTS

@@ -39,7 +39,7 @@ log = logging.getLogger("agentevents.connection")
 MAX_PENDING = 500  # live events held per followed thread while a fill or replay runs (default queue / 4)
 
 
-@dataclass
+@dataclass(slots=True)
 class Cursor:
     last: int = 0
     busy: bool = True
@@ -121,6 +121,11 @@ class Wire:
 
 
 class Connection:
+    # Slots, and lanes and task sets made only when used: what an idle connection holds is small.
+    __slots__ = ("gateway", "ws", "wire", "claims", "id", "user_id", "cursors", "control", "events", "max_events",
+                 "_writer", "_room", "inbound", "errors", "duplicates_dropped", "closing", "_tasks", "expiry",
+                 "ranges")
+
     def __init__(self, gateway: Gateway, ws: Any, claims: Claims, connection_id: str) -> None:
         self.gateway = gateway
         self.ws = ws
@@ -132,8 +137,8 @@ class Connection:
         # Two lanes: answers and errors overtake queued events; events (and the frames that must
         # stay in their order, like replay_complete) wait in a bounded queue. Frames are written at
         # once while nothing waits and the socket takes them; a writer task exists only while some wait.
-        self.control: deque[Outbound] = deque()
-        self.events: deque[Outbound] = deque()
+        self.control: deque[Outbound] | None = None
+        self.events: deque[Outbound] | None = None
         self.max_events = gateway.settings.outbound_queue
         self._writer: asyncio.Task[None] | None = None
         self._room: asyncio.Future[None] | None = None  # replays wait on it while the event lane is full
@@ -141,7 +146,7 @@ class Connection:
         self.errors = TokenBucket(rate=1.0, burst=50.0)
         self.duplicates_dropped = 0
         self.closing = False
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[Any]] | None = None
         self.expiry: asyncio.TimerHandle | None = None  # the token's expiry check (gateway._expire_later)
         # The delivery audit as ranges: per thread, the seqs written one after another since the
         # last flush, [first seq, last seq, first time, last time] (gateway.audit_ranges).
@@ -161,6 +166,8 @@ class Connection:
         elif not self.closing:
             if self._writer is None and not self.control and not self.events and self._write_now([item]):
                 return
+            if self.control is None:
+                self.control = deque()
             self.control.append(item)
             self._kick()
 
@@ -171,6 +178,8 @@ class Connection:
             return
         if direct and self._writer is None and not self.control and not self.events and self._write_now([item]):
             return
+        if self.events is None:
+            self.events = deque()
         if len(self.events) >= self.max_events:
             SLOW_CONSUMERS.inc()
             log.warning("slow_consumer %s queued=%d", self.log_fields(), len(self.events))
@@ -221,11 +230,16 @@ class Connection:
     def _take(self, limit: int = 64) -> list[Outbound]:
         """The frames to write next: answers first, then events, in order."""
         batch: list[Outbound] = []
-        while self.control and len(batch) < limit:
-            batch.append(self.control.popleft())
-        while self.events and len(batch) < limit:
-            batch.append(self.events.popleft())
-        if self._room is not None and len(self.events) < self.max_events // 4 and not self._room.done():
+        control, events = self.control, self.events
+        while control and len(batch) < limit:
+            batch.append(control.popleft())
+        while events and len(batch) < limit:
+            batch.append(events.popleft())
+        if not control:
+            self.control = None
+        if not events:
+            self.events = None
+        if self._room is not None and len(events or ()) < self.max_events // 4 and not self._room.done():
             self._room.set_result(None)
         return batch
 
@@ -250,7 +264,7 @@ class Connection:
 
     async def _enqueue_paced(self, item: Outbound) -> None:
         """For replays: wait for room instead of overflowing the queue (and being called slow)."""
-        while len(self.events) >= self.max_events // 2 and not self.closing:
+        while len(self.events or ()) >= self.max_events // 2 and not self.closing:
             if self._room is None or self._room.done():
                 self._room = asyncio.get_running_loop().create_future()
             await self._room
@@ -268,13 +282,14 @@ class Connection:
             return
         self.closing = True
         if self.control and self._writer is None and self.wire.ready():  # an error frame before the close
-            batch = list(self.control)
-            self.control.clear()
+            batch, self.control = list(self.control), None
             self._write_now(batch)
         self.spawn(self.wire.close(code, reason))
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
+        if self._tasks is None:
+            self._tasks = set()
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -284,7 +299,7 @@ class Connection:
         for thread_id in list(self.cursors):
             await self.gateway.hub.leave(thread_id, self)
         self.cursors.clear()
-        for task in list(self._tasks):
+        for task in list(self._tasks or ()):
             task.cancel()
         await self.flushed(flush_s)
         if self._writer is not None:

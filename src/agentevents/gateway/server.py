@@ -224,6 +224,11 @@ class Gateway:
         if claims is None:  # cannot happen: process_request refuses first
             await ws.close(CloseCode.TOKEN_INVALID, "unauthenticated")
             return
+        # The handshake's headers (the token among them) are of no further use: an open connection
+        # keeps only what it needs.
+        for message in (getattr(ws, "request", None), getattr(ws, "response", None)):
+            if message is not None:
+                message.headers = Headers()
         conn = Connection(self, ws, claims, "conn_" + uuid.uuid4().hex[:16])
         self.connections[conn.id] = conn
         CONNECTIONS.inc()

@@ -43,7 +43,7 @@ def summarize_result(result: Any, limit: int = MAX_RESULT_BYTES) -> tuple[Any, d
     return cut, meta
 
 
-@dataclass
+@dataclass(slots=True)
 class TokenBucket:
     """Classic token bucket; ``now`` is passed in so tests need no clock."""
 
