@@ -4,9 +4,10 @@ keys (the earlier design, as baseline) against the bounded design of ``bus.PUBLI
     .venv/bin/python benchmarks/redis_memory.py --events 1000000 --threads 10000
 
 Each design gets a fresh private ``redis-server`` (loopback, a spare port, append-only file
-with ``appendfsync everysec`` — memory does not depend on the fsync policy — and the stack's
-default rewrite thresholds). The same ~250-byte events go to the same threads. The bounded
-design's archive outbox is drained as the archivers would (they delete what they archived).
+with ``appendfsync everysec`` — memory does not depend on the fsync policy — and the rewrite
+thresholds of its stack: Redis's defaults for the earlier design, ``REDIS_AOF_REWRITE`` now). The
+same ~250-byte events go to the same threads. The bounded design's archive outbox is drained as
+the archivers do it (read in their group, acknowledged and deleted, 500 at a time).
 Reported per design: keys, ``used_memory``, AOF size and rewrites, and the time taken; and the
 ratio of the two.
 """
@@ -27,9 +28,11 @@ from pathlib import Path
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
-from agentevents.bus import ARCHIVE_STREAM, Bus
+from agentevents.bus import ARCHIVE_GROUP, ARCHIVE_STREAM, Bus
 from agentevents.protocol import envelope as ev
+from agentevents.stack.native import REDIS_AOF_REWRITE
 
 # The earlier publish script: one key per event id, kept as long as the history (24 h).
 PER_EVENT_KEYS_LUA = """
@@ -54,13 +57,13 @@ def free_port() -> int:
 
 
 class PrivateRedis:
-    def __init__(self) -> None:
+    def __init__(self, extra: tuple[str, ...] = ()) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="ae-redis-bench-"))
         self.port = free_port()
         self.proc = subprocess.Popen(
             [shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
              "--dir", str(self.dir), "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-             "--protected-mode", "yes"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             "--protected-mode", "yes", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     async def client(self) -> aioredis.Redis:
         redis = aioredis.Redis(host="127.0.0.1", port=self.port)
@@ -125,11 +128,30 @@ async def bounded(redis: aioredis.Redis, threads: list[str], per_thread: int, ba
                 await asyncio.gather(*calls)
                 calls = []
         await asyncio.gather(*calls)
-        await redis.xtrim(ARCHIVE_STREAM, maxlen=0, approximate=False)  # what the archivers delete
+        await archive_like_the_archivers(redis)
+
+
+async def archive_like_the_archivers(redis: aioredis.Redis) -> None:
+    """Read the outbox in the archivers' group, 500 at a time, then acknowledge and delete (as
+    store/archiver.py does once PostgreSQL has them)."""
+    try:
+        await redis.xgroup_create(ARCHIVE_STREAM, ARCHIVE_GROUP, id="0", mkstream=True)
+    except ResponseError:
+        pass  # the group exists
+    while True:
+        found = await redis.xreadgroup(ARCHIVE_GROUP, "bench", {ARCHIVE_STREAM: ">"}, count=500)
+        ids = [entry_id for _stream, entries in found for entry_id, _fields in entries]
+        if not ids:
+            return
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.xack(ARCHIVE_STREAM, ARCHIVE_GROUP, *ids)
+            pipe.xdel(ARCHIVE_STREAM, *ids)
+            await pipe.execute()
 
 
 async def measure(design: str, threads: list[str], per_thread: int, batch: int) -> dict:
-    server = PrivateRedis()
+    # Each design with its stack's rewrite thresholds: Redis's defaults then, the stack's own now.
+    server = PrivateRedis(() if design == "per-event keys" else REDIS_AOF_REWRITE)
     try:
         redis = await server.client()
         started = time.monotonic()
