@@ -178,7 +178,11 @@ backend gateways
     balance leastconn
     option httpchk GET /health
     http-check expect status 200
-    default-server inter 500ms fall 2 rise 1 on-marked-down shutdown-sessions
+    # A dead gateway refuses the check at once and is out after 3 quick retries (fastinter);
+    # a busy one has 1.5 s to answer each check, so a loaded gateway is not mistaken for a dead one
+    # (marking it down shuts its sessions).
+    timeout check 1500ms
+    default-server inter 500ms fastinter 250ms downinter 500ms fall 3 rise 2 on-marked-down shutdown-sessions
 {servers}
 
 listen stats
