@@ -6,8 +6,8 @@ thread's stream (see ``agentevents.bus``), so it is gapless per thread across ru
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,7 +41,8 @@ def utc_timestamp(now: datetime | None = None) -> str:
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """32 lowercase hex digits of 128 random bits (as uuid4().hex, without building a UUID)."""
+    return os.urandom(16).hex()
 
 
 def build_event(event_type: str, *, thread_id: str, run_id: str, user_id: str, agent_name: str,
