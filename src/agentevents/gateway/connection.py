@@ -164,7 +164,7 @@ class Connection:
         if in_order:
             self._enqueue(item)
         elif not self.closing:
-            if self._writer is None and not self.control and not self.events and self._write_now([item]):
+            if self._write_if_idle(item):
                 return
             if self.control is None:
                 self.control = deque()
@@ -176,7 +176,7 @@ class Connection:
         ``direct`` is False (replays: they go through the lane, so answers can overtake them)."""
         if self.closing:
             return
-        if direct and self._writer is None and not self.control and not self.events and self._write_now([item]):
+        if direct and self._write_if_idle(item):
             return
         if self.events is None:
             self.events = deque()
@@ -187,6 +187,10 @@ class Connection:
             return
         self.events.append(item)
         self._kick()
+
+    def _write_if_idle(self, item: Outbound) -> bool:
+        """Write one frame at once if nothing waits before it and the socket takes it."""
+        return self._writer is None and not self.control and not self.events and self._write_now([item])
 
     def _write_now(self, items: list[Outbound]) -> bool:
         """Write frames at once when the socket takes them without waiting; False if it does not."""

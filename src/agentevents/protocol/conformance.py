@@ -57,6 +57,11 @@ def _validator(definition: str | None = None) -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
+def _kinds_of(step: dict[str, Any]) -> list[str]:
+    """The step kinds a step object names (a valid step names exactly one)."""
+    return [k for k in step_kinds() if k in step]
+
+
 def _where(error: ValidationError) -> str:
     return "/".join(str(p) for p in error.absolute_path)
 
@@ -65,7 +70,7 @@ def _explain(step: Any, label: str) -> str:
     """Why one step is refused: no kind, several kinds, or the first problem inside its kind."""
     if not isinstance(step, dict):
         return f"{label} must be an object with one step kind, not {type(step).__name__}"
-    kinds = [k for k in step_kinds() if k in step]
+    kinds = _kinds_of(step)
     if not kinds:
         return (f"{label} has no known step kind (its keys: {', '.join(map(str, step)) or 'none'}); "
                 f"known kinds: {', '.join(step_kinds())}")
@@ -97,11 +102,10 @@ def _each_step_valid(steps: Any) -> bool:
     other kind), so only that definition is tried."""
     if not isinstance(steps, list) or not steps or len(steps) > _schema()["maxItems"]:
         return False
-    kinds = step_kinds()
     for step in steps:
         if not isinstance(step, dict):
             return False
-        found = [k for k in kinds if k in step]
+        found = _kinds_of(step)
         if len(found) != 1 or not _validator(found[0]).is_valid(step):
             return False
     return True
