@@ -20,13 +20,16 @@ Global:
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import deque
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from .protocol.envelope import splice_seq
@@ -40,34 +43,64 @@ RUNS_MAXLEN = 100_000
 ARCHIVE_STREAM = "ae:archive"
 ARCHIVE_GROUP = "archivers"
 
-# Publish a batch of one publisher's events to one thread, in one atomic step: assign the next
-# seqs, append each event to the thread's stream and to the archive outbox, publish each — so no
-# event is live without being in the history and due for the archive, and Redis pays one fsync
-# (appendfsync always) for the whole batch. A publisher sends its batches one after another; if
-# its last recorded batch ends with this batch's last event id, this call is a retry of a batch
-# already applied (its reply was lost): it returns that batch's first seq and changes nothing.
-# KEYS: seq counter, thread stream, publisher record, archive outbox.
-# ARGV: history length, history lifetime, channel, publisher id, last event id, event JSON × n.
+# Publish batches of events, each of one publisher to one thread, in one atomic step: for each
+# batch assign the next seqs, append each event to the thread's stream, publish the batch on the
+# thread's channel as one message (its payloads joined by newlines: a payload is compact JSON and
+# never holds a raw newline); append every event of the call to the archive outbox as one entry
+# (joined the same way). So no event is live without being in the history and due for the archive,
+# and Redis pays one fsync (appendfsync always) for the whole call. A publisher sends its batches
+# one after another; if its last recorded batch ends with a batch's last event id, that batch is a
+# retry of one already applied (its reply was lost): it gets that batch's first seq and changes
+# nothing.
+# KEYS: archive outbox, then per batch: seq counter, thread stream, publisher record.
+# ARGV: history length, history lifetime, then per batch: channel, publisher id, last event id,
+#       n, event JSON × n.
+# Returns per batch: first seq, 1 if newly published (0: a retry).
 PUBLISH_LUA = """
-local rec = redis.call('HGET', KEYS[3], ARGV[4])
-if rec then
-  local sep = string.find(rec, ':', 1, true)
-  if string.sub(rec, sep + 1) == ARGV[5] then return {tonumber(string.sub(rec, 1, sep - 1)), 0} end
+local out, archive = {}, {}
+local a = 3
+for k = 2, #KEYS, 3 do
+  local pub, last, n = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
+  local first, fresh = nil, 1
+  local rec = redis.call('HGET', KEYS[k + 2], pub)
+  if rec then
+    local sep = string.find(rec, ':', 1, true)
+    if string.sub(rec, sep + 1) == last then first, fresh = tonumber(string.sub(rec, 1, sep - 1)), 0 end
+  end
+  if fresh == 1 then
+    first = redis.call('INCRBY', KEYS[k], n) - n + 1
+    local live = {}
+    for i = 1, n do
+      local seq = first + i - 1
+      local payload = '{"seq":' .. seq .. ',' .. string.sub(ARGV[a + 3 + i], 2)
+      redis.call('XADD', KEYS[k + 1], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'p', payload)
+      live[i] = payload
+      archive[#archive + 1] = payload
+    end
+    redis.call('PUBLISH', ARGV[a], table.concat(live, '\\n'))
+    redis.call('EXPIRE', KEYS[k + 1], ARGV[2])
+    redis.call('HSET', KEYS[k + 2], pub, first .. ':' .. last)
+    redis.call('EXPIRE', KEYS[k + 2], ARGV[2])
+  end
+  out[#out + 1] = first
+  out[#out + 1] = fresh
+  a = a + 4 + n
 end
-local n = #ARGV - 5
-local first = redis.call('INCRBY', KEYS[1], n) - n + 1
-for i = 1, n do
-  local seq = first + i - 1
-  local payload = '{"seq":' .. seq .. ',' .. string.sub(ARGV[5 + i], 2)
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'p', payload)
-  redis.call('XADD', KEYS[4], '*', 'p', payload)
-  redis.call('PUBLISH', ARGV[3], payload)
-end
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-redis.call('HSET', KEYS[3], ARGV[4], first .. ':' .. ARGV[5])
-redis.call('EXPIRE', KEYS[3], ARGV[2])
-return {first, 1}
+if #archive > 0 then redis.call('XADD', KEYS[1], '*', 'p', table.concat(archive, '\\n')) end
+return out
 """
+# The most events one publish call carries (more wait for the next call): bounds how long the
+# script holds Redis, and so the latency it adds to everything else.
+CALL_MAX_EVENTS = 256
+# Publish calls out at once; what is published meanwhile waits and goes in the next call.
+CALLS_IN_FLIGHT = 4
+# Payloads inside one pub/sub message or one outbox entry.
+PAYLOAD_SEPARATOR = b"\n"
+
+
+def split_payloads(data: bytes) -> list[bytes]:
+    """The payloads of one live message or outbox entry (see ``PUBLISH_LUA``)."""
+    return data.split(PAYLOAD_SEPARATOR) if PAYLOAD_SEPARATOR in data else [data]
 
 
 # A concurrent-run slot: check and take in one step, so parallel start_agents cannot exceed it.
@@ -159,6 +192,25 @@ def connect(url: str, **kwargs: Any) -> aioredis.Redis:
                              socket_connect_timeout=2, socket_keepalive=True, **kwargs)
 
 
+class _Batch:
+    """One publisher's events to one thread, waiting for (or in) a publish call."""
+
+    __slots__ = ("tid", "publisher", "last_event_id", "bodies", "future")
+
+    def __init__(self, tid: str, publisher: str, last_event_id: str, bodies: list[bytes]) -> None:
+        self.tid = tid
+        self.publisher = publisher
+        self.last_event_id = last_event_id
+        self.bodies = bodies
+        self.future: asyncio.Future[tuple[int, bool]] = asyncio.get_running_loop().create_future()
+
+
+def _fail(batches: list[_Batch], exc: Exception) -> None:
+    for b in batches:
+        if not b.future.done():
+            b.future.set_exception(exc)
+
+
 class Bus:
     """Thin async layer over Redis; every method is one round trip (or one script)."""
 
@@ -170,6 +222,9 @@ class Bus:
         self._reserve = redis.register_script(RESERVE_LUA)
         self._submit = redis.register_script(SUBMIT_LUA)
         self._record_run = redis.register_script(RECORD_RUN_LUA)
+        self._waiting: deque[_Batch] = deque()
+        self._in_flight = 0
+        self._calls: set[asyncio.Task[None]] = set()
 
     # -- events ---------------------------------------------------------------------------
     async def publish_events(self, events: list[dict[str, Any]], publisher: str | None = None,
@@ -177,20 +232,67 @@ class Bus:
         """Append and publish a batch of one thread's events, in order, atomically; returns
         (first seq, payloads with their seqs, newly_published). ``publisher`` (default: the
         events' run id) must send its batches one after another: retrying the last one with the
-        same events is a no-op that returns the same seqs."""
-        tid = events[0]["thread_id"]
+        same events is a no-op that returns the same seqs.
+
+        Batches published at the same time in this process (other runs, other threads) travel
+        together: while ``CALLS_IN_FLIGHT`` publish calls are at Redis the next batches wait, then
+        go in one call (at most ``CALL_MAX_EVENTS`` events), so under load Redis runs one script
+        and one fsync for many batches, and when idle a batch goes at once. A batch whose caller
+        is cancelled before its call is sent is dropped."""
         bodies = [orjson.dumps(e) for e in events]
-        first, fresh = await self._publish(
-            keys=[seq_key(tid), stream_key(tid), publishers_key(tid), ARCHIVE_STREAM],
-            args=[self.history_maxlen, self.history_ttl_s, channel(tid), publisher or events[0]["run_id"],
-                  events[-1]["event_id"], *bodies])
-        first = int(first)
-        return first, [splice_seq(b, first + i) for i, b in enumerate(bodies)], bool(fresh)
+        batch = _Batch(events[0]["thread_id"], publisher or events[0]["run_id"], events[-1]["event_id"], bodies)
+        self._waiting.append(batch)
+        self._send_waiting()
+        first, fresh = await batch.future
+        return first, [splice_seq(b, first + i) for i, b in enumerate(bodies)], fresh
 
     async def publish_event(self, event: dict[str, Any]) -> tuple[int, bytes, bool]:
         """One event: (seq, payload with seq, newly_published)."""
         seq, payloads, fresh = await self.publish_events([event])
         return seq, payloads[0], fresh
+
+    def _send_waiting(self) -> None:
+        """Start publish calls for the waiting batches while fewer than ``CALLS_IN_FLIGHT`` are out."""
+        while self._waiting and self._in_flight < CALLS_IN_FLIGHT:
+            call: list[_Batch] = []
+            size = 0
+            while self._waiting and (not call or size + len(self._waiting[0].bodies) <= CALL_MAX_EVENTS):
+                batch = self._waiting.popleft()
+                if not batch.future.done():  # its caller gave up before it was sent
+                    call.append(batch)
+                    size += len(batch.bodies)
+            if call:
+                self._in_flight += 1
+                task = asyncio.get_running_loop().create_task(self._send(call), name="bus-publish")
+                self._calls.add(task)
+                task.add_done_callback(self._calls.discard)
+
+    async def _send(self, call: list[_Batch]) -> None:
+        keys: list[str] = [ARCHIVE_STREAM]
+        args: list[Any] = [self.history_maxlen, self.history_ttl_s]
+        for b in call:
+            keys += (seq_key(b.tid), stream_key(b.tid), publishers_key(b.tid))
+            args += (channel(b.tid), b.publisher, b.last_event_id, len(b.bodies), *b.bodies)
+        stopped = False
+        try:
+            reply = await self._publish(keys=keys, args=args)
+        except Exception as exc:  # every batch of the call learns it (its publisher retries)
+            _fail(call, exc)
+        except BaseException:
+            stopped = True
+            _fail(call, RedisConnectionError("publish interrupted"))
+            raise
+        else:
+            for i, b in enumerate(call):
+                if not b.future.done():
+                    b.future.set_result((int(reply[2 * i]), bool(reply[2 * i + 1])))
+        finally:
+            self._in_flight -= 1
+            if stopped:
+                waiting, self._waiting = list(self._waiting), deque()
+                _fail(waiting, RedisConnectionError("publish interrupted"))
+            else:
+                self._send_waiting()
 
     async def head_seq(self, tid: str) -> int:
         value = await self.redis.get(seq_key(tid))

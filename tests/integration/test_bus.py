@@ -9,6 +9,7 @@ import uuid
 from agentevents import bus as busmod
 from agentevents.protocol import envelope as ev
 from agentevents.stack import native
+from agentevents.testing.polling import poll
 
 
 def events(thread_id: str, run_id: str, n: int) -> list[dict]:
@@ -60,6 +61,80 @@ def test_a_threads_run_record_stays_two_fields_and_expires(target):
             assert await redis.hgetall(busmod.runs_key(old)) == {b"n": b"3", b"last": b"c"}
         finally:
             await redis.delete(busmod.runs_key(tid), busmod.runs_key(old))
+            await redis.aclose()
+
+    asyncio.run(go())
+
+
+async def evalsha_calls(redis) -> int:
+    stats = await redis.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+def test_batches_published_at_once_share_calls_and_stay_in_order_live_in_history_and_archive(target):
+    """40 conversations publish 10 batches each at the same time: the bus sends them in far fewer
+    publish calls than batches, yet each conversation's live messages split into its events in seq
+    order, its history is gapless, a retry inside a shared call stays a no-op, and the archive
+    gets every event once."""
+    threads, batches, per_batch = 40, 10, 3
+
+    async def go() -> None:
+        redis = busmod.connect(f"redis://127.0.0.1:{native.REDIS_PORT}/0")
+        bus = busmod.Bus(redis)
+        tids = [uuid.uuid4().hex for _ in range(threads)]
+        listener = redis.pubsub()
+        await listener.subscribe(*[busmod.channel(t) for t in tids])
+        live: dict[str, list[list[int]]] = {t: [] for t in tids}  # per thread: the seqs of each message
+
+        async def listen() -> None:
+            async for message in listener.listen():
+                if message["type"] == "message":
+                    tid = busmod.thread_of_channel(message["channel"].decode())
+                    live[tid].append([ev.peek_head(p)[0] for p in busmod.split_payloads(message["data"])])
+
+        listening = asyncio.create_task(listen())
+        last: dict[str, list[dict]] = {}
+
+        async def conversation(tid: str) -> list[int]:
+            firsts = []
+            for _ in range(batches):
+                last[tid] = events(tid, "run-" + tid, per_batch)
+                first, _, fresh = await bus.publish_events(last[tid], "pub-" + tid)
+                assert fresh, tid
+                firsts.append(first)
+            return firsts
+
+        try:
+            calls_before = await evalsha_calls(redis)
+            firsts = await asyncio.gather(*[conversation(t) for t in tids])
+            calls = await evalsha_calls(redis) - calls_before
+            assert all(f == list(range(1, batches * per_batch, per_batch)) for f in firsts), firsts
+            assert calls < threads * batches / 2, f"{calls} publish calls for {threads * batches} batches"
+
+            # A retry of each last batch (its reply lost) shares calls with another run's new batch.
+            retried = [bus.publish_events(last[t], "pub-" + t) for t in tids]
+            fresh = [bus.publish_events(events(t, "other-" + t, 2), "other-" + t) for t in tids]
+            answers = await asyncio.gather(*retried, *fresh)
+            total = batches * per_batch
+            assert [a[0:3:2] for a in answers[:threads]] == [(total - per_batch + 1, False)] * threads
+            assert [a[0:3:2] for a in answers[threads:]] == [(total + 1, True)] * threads
+
+            expected = list(range(1, total + 3))
+            seen = await poll(lambda: asyncio.sleep(0, live), lambda v: all(
+                sum(len(m) for m in v[t]) == len(expected) for t in tids), 10)
+            for t in tids:
+                assert [s for m in seen[t] for s in m] == expected, (t, seen[t])
+                assert len(seen[t]) == batches + 1, "one live message per batch, not per event"
+                assert [seq for seq, _ in await bus.history(t, 1, 1000)] == expected
+            for t in tids[:5]:
+                rows = await poll(lambda t=t: target.control.archived_events(t),
+                                  lambda rows: len(rows) >= len(expected), 30, interval_s=0.3)
+                assert [r["seq"] for r in rows] == expected, (t, [r["seq"] for r in rows])
+        finally:
+            listening.cancel()
+            await listener.aclose()
+            for t in tids:
+                await redis.delete(busmod.seq_key(t), busmod.stream_key(t), busmod.publishers_key(t))
             await redis.aclose()
 
     asyncio.run(go())

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ..bus import channel, thread_of_channel
+from ..bus import channel, split_payloads, thread_of_channel
 from ..protocol.envelope import peek_head
 
 if TYPE_CHECKING:
@@ -163,7 +163,8 @@ class Hub:
         members = self.local.get(thread_id)
         if not members:
             return
-        raw: bytes = message["data"]
-        seq, event_id = peek_head(raw)
-        for conn in list(members):
-            conn.on_live(thread_id, seq, event_id, raw)
+        conns = list(members)
+        for raw in split_payloads(message["data"]):  # one publish call's batch of the thread, in order
+            seq, event_id = peek_head(raw)
+            for conn in conns:
+                conn.on_live(thread_id, seq, event_id, raw)

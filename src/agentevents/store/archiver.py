@@ -1,7 +1,8 @@
 """The event archive, fed from Redis: every published event reaches PostgreSQL's ``events`` table.
 
-The publish script appends each event to the ``ae:archive`` outbox stream in the same atomic step
-that assigns its seq (``bus.PUBLISH_LUA``), so an event cannot be live without being due for the
+The publish script appends the events of each publish call to the ``ae:archive`` outbox stream
+(one entry, the payloads joined by newlines) in the same atomic step that assigns their seqs
+(``bus.PUBLISH_LUA``), so an event cannot be live without being due for the
 archive. Archivers — one per worker, in the consumer group ``archivers`` — read the outbox, write
 a batch (one COPY; a batch holding events stored already goes through ``ON CONFLICT DO NOTHING``:
 at least once, idempotent by ``(thread_id, seq)`` and ``event_id``), and only then acknowledge and
@@ -31,7 +32,7 @@ import orjson
 from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError, ResponseError
 
-from ..bus import ARCHIVE_GROUP, ARCHIVE_STREAM
+from ..bus import ARCHIVE_GROUP, ARCHIVE_STREAM, split_payloads
 from . import create_pool, is_data_error, parse_ts, text_safe
 
 log = logging.getLogger("agentevents.archiver")
@@ -41,6 +42,12 @@ REJECTED = Counter("ae_archive_rejected_total", "Events PostgreSQL refused to ar
 BACKLOG_AGE = Gauge("ae_archive_backlog_age_seconds", "Age of the oldest event not yet archived")
 
 CLAIM_IDLE_MS = 10_000
+# After a read that did not fill a batch, an archiver lets the outbox fill for this long before
+# reading again: under load it then writes a few hundred events per COPY and commit instead of a
+# handful (each batch costs a read, a transaction with its fsync, an acknowledgement); when idle
+# an event reaches the archive within about this much more time. Live delivery and replay from
+# Redis do not wait for the archive.
+LINGER_S = 0.05
 CLAIM_EVERY_S = 2.0
 # The archive is stuck when the oldest event not yet archived is older than this.
 STUCK_AFTER_S = 30.0
@@ -95,12 +102,14 @@ class ArchiveStatus:
 
 
 class Archiver:
-    def __init__(self, redis: Any, dsn: str, consumer: str, *, batch: int = 500, block_ms: int = 100) -> None:
+    def __init__(self, redis: Any, dsn: str, consumer: str, *, batch: int = 500, block_ms: int = 100,
+                 linger_s: float = LINGER_S) -> None:
         self.redis = redis
         self.dsn = dsn
         self.consumer = consumer
         self.batch = batch
         self.block_ms = block_ms
+        self.linger_s = linger_s
         self.pool: asyncpg.Pool | None = None
         self.postgres_ok = False
         self.archived = 0
@@ -147,9 +156,13 @@ class Archiver:
                             await self._archive(claimed)
                     got = await self.redis.xreadgroup(ARCHIVE_GROUP, self.consumer, {ARCHIVE_STREAM: ">"},
                                                       count=self.batch, block=self.block_ms)
+                    read = 0
                     for _stream, entries in got or []:
+                        read += len(entries)
                         await self._archive(entries)
                     backoff = 0.2
+                    if 0 < read < self.batch and self.linger_s > 0:
+                        await asyncio.sleep(self.linger_s)  # let the next batch gather (see LINGER_S)
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
@@ -182,12 +195,13 @@ class Archiver:
         for entry_id, fields in entries:
             if not fields or b"p" not in fields:
                 continue  # deleted meanwhile: another archiver already wrote it
-            try:
-                row = archive_row(fields[b"p"])
-            except BadEntry as exc:
-                self._reject(entry_id, None, str(exc))
-                continue
-            rows[(row[0], row[1])] = row
+            for payload in split_payloads(fields[b"p"]):  # one entry per publish call
+                try:
+                    row = archive_row(payload)
+                except BadEntry as exc:
+                    self._reject(entry_id, None, str(exc))
+                    continue
+                rows[(row[0], row[1])] = row
         if rows:
             await self._write_until_done(list(rows.values()), ids)
         async with self.redis.pipeline(transaction=True) as pipe:
