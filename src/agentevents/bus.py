@@ -51,7 +51,10 @@ ARCHIVE_GROUP = "archivers"
 # and Redis pays one fsync (appendfsync always) for the whole call. A publisher sends its batches
 # one after another; if its last recorded batch ends with a batch's last event id, that batch is a
 # retry of one already applied (its reply was lost): it gets that batch's first seq and changes
-# nothing.
+# nothing. The stream and the publisher record are kept at least the history lifetime after the
+# last event: an expiry below it is set to the lifetime plus a twenty-fourth (an hour of 24 h),
+# so a busy thread rewrites it about once an hour, not with every batch (a read is cheaper
+# than a write, which also goes to the append-only file).
 # KEYS: archive outbox, then per batch: seq counter, thread stream, publisher record.
 # ARGV: history length, history lifetime, then per batch: channel, publisher id, last event id,
 #       n, event JSON × n.
@@ -59,6 +62,8 @@ ARCHIVE_GROUP = "archivers"
 PUBLISH_LUA = """
 local out, archive = {}, {}
 local a = 3
+local ttl = tonumber(ARGV[2]) * 1000
+local slack = math.floor(ttl / 24)
 for k = 2, #KEYS, 3 do
   local pub, last, n = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
   local first, fresh = nil, 1
@@ -78,9 +83,9 @@ for k = 2, #KEYS, 3 do
       archive[#archive + 1] = payload
     end
     redis.call('PUBLISH', ARGV[a], table.concat(live, '\\n'))
-    redis.call('EXPIRE', KEYS[k + 1], ARGV[2])
+    if redis.call('PTTL', KEYS[k + 1]) < ttl then redis.call('PEXPIRE', KEYS[k + 1], ttl + slack) end
     redis.call('HSET', KEYS[k + 2], pub, first .. ':' .. last)
-    redis.call('EXPIRE', KEYS[k + 2], ARGV[2])
+    if redis.call('PTTL', KEYS[k + 2]) < ttl then redis.call('PEXPIRE', KEYS[k + 2], ttl + slack) end
   end
   out[#out + 1] = first
   out[#out + 1] = fresh

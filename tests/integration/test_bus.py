@@ -66,6 +66,30 @@ def test_a_threads_run_record_stays_two_fields_and_expires(target):
     asyncio.run(go())
 
 
+def test_history_is_kept_at_least_its_lifetime_after_the_last_event_without_an_expiry_write_per_batch(target):
+    async def go() -> None:
+        redis = busmod.connect(f"redis://127.0.0.1:{native.REDIS_PORT}/0")
+        ttl_ms = 3_600_000
+        bus = busmod.Bus(redis, history_ttl_s=ttl_ms // 1000)
+        tid, run_id = uuid.uuid4().hex, uuid.uuid4().hex
+        keys = (busmod.stream_key(tid), busmod.publishers_key(tid))
+        try:
+            await bus.publish_events(events(tid, run_id, 2), "pub-1")
+            set_at = [await redis.pttl(k) for k in keys]
+            assert all(ttl_ms < t <= ttl_ms * 25 // 24 for t in set_at), set_at
+            await redis.pexpire(keys[0], ttl_ms - 5_000)  # as if an hour had passed since it was set
+            await redis.pexpire(keys[1], ttl_ms + 1_000)  # not yet below the lifetime
+            await bus.publish_events(events(tid, run_id, 1), "pub-1")
+            refreshed, untouched = await redis.pttl(keys[0]), await redis.pttl(keys[1])
+            assert ttl_ms < refreshed <= ttl_ms * 25 // 24, refreshed
+            assert ttl_ms < untouched <= ttl_ms + 1_000, untouched
+        finally:
+            await redis.delete(busmod.seq_key(tid), *keys)
+            await redis.aclose()
+
+    asyncio.run(go())
+
+
 async def evalsha_calls(redis) -> int:
     stats = await redis.info("commandstats")
     return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))

@@ -100,7 +100,9 @@ class Hub:
                 if self.pubsub.connection is None:
                     await self._reconnect()
                     continue
-                message = await self.pubsub.get_message(timeout=1.0)
+                # A blocking read: no timer per message (a Redis that goes away closes the socket,
+                # which ends the read with an error; the connection has TCP keepalive).
+                message = await self.pubsub.get_message(timeout=None)
                 if not self.healthy:
                     self.healthy = True
                     log.info("hub_connected threads=%d", len(self.local))
