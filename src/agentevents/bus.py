@@ -25,12 +25,13 @@ import logging
 from collections import deque
 from typing import Any
 
+import hiredis
 import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import DataError, ResponseError
 
 from .protocol.envelope import splice_seq
 
@@ -193,8 +194,32 @@ def connect(url: str, **kwargs: Any) -> aioredis.Redis:
     # After a Redis restart every pooled connection is stale: without retries the first command
     # on each fails (a worker then drops the run it just took). Retry on a fresh connection.
     kwargs.setdefault("retry", Retry(ExponentialBackoff(cap=0.5, base=0.05), 3))
-    return aioredis.from_url(url, decode_responses=False, health_check_interval=5,
-                             socket_connect_timeout=2, socket_keepalive=True, **kwargs)
+    client = aioredis.from_url(url, decode_responses=False, health_check_interval=5,
+                               socket_connect_timeout=2, socket_keepalive=True, **kwargs)
+    pool = client.connection_pool
+    pool.connection_class = packing_with_hiredis(pool.connection_class)  # before any connection exists
+    return client
+
+
+def pack_command(args: tuple[Any, ...]) -> list[bytes]:
+    """A command in Redis's protocol, packed by hiredis (C): the same bytes as redis-py's asyncio
+    packer, which is Python and cost a publisher a sixth of its CPU (a publish call carries
+    hundreds of arguments). A command name with a space (``"SCRIPT LOAD"``) is split, as there."""
+    if isinstance(args[0], str):
+        args = (*args[0].encode().split(), *args[1:])
+    elif b" " in args[0]:
+        args = (*args[0].split(), *args[1:])
+    try:
+        return [hiredis.pack_command(args)]
+    except TypeError as exc:  # e.g. None or a bool: redis-py's own answer for them
+        raise DataError(str(exc)) from None
+
+
+def packing_with_hiredis(cls: type) -> type:
+    """``cls`` (a redis-py asyncio connection class) packing its commands with ``pack_command``."""
+    def pack(self: Any, *args: Any) -> list[bytes]:
+        return pack_command(args)
+    return type(f"HiredisPacking{cls.__name__}", (cls,), {"pack_command": pack})
 
 
 class _Batch:

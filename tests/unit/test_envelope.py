@@ -11,6 +11,15 @@ def test_timestamp_is_rfc3339_utc_with_milliseconds():
     assert stamp == "2026-01-02T03:04:05.678Z"
 
 
+def test_the_current_time_is_stamped_exactly_as_a_given_time_would_be():
+    for _ in range(2000):  # across several milliseconds, and whole seconds if one passes
+        before = datetime.now(UTC)
+        stamp = ev.utc_timestamp()
+        after = datetime.now(UTC)
+        assert ev.utc_timestamp(before) <= stamp <= ev.utc_timestamp(after), (before, stamp, after)
+        assert len(stamp) == 24 and stamp == ev.utc_timestamp(datetime.fromisoformat(stamp))
+
+
 def test_build_event_has_every_envelope_field_but_seq():
     event = ev.build_event("agent_started", thread_id="t", run_id="r", user_id="u", agent_name="math",
                            data={"agent_type": "math"})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,10 +35,20 @@ ENVELOPE_FIELDS = ("type", "event_id", "seq", "thread_id", "run_id", "user_id", 
                    "timestamp", "data")
 
 
+_second: list[Any] = [None, ""]  # the last whole second formatted, and its text up to the dot
+
+
 def utc_timestamp(now: datetime | None = None) -> str:
-    """RFC 3339, UTC, millisecond precision: ``2026-11-25T14:52:36.123Z``."""
-    now = now or datetime.now(UTC)
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    """RFC 3339, UTC, millisecond precision: ``2026-11-25T14:52:36.123Z``. The current time's
+    date and time of day are formatted once a second (every event carries one)."""
+    if now is not None:
+        now = now.astimezone(UTC)
+        return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    ns = time.time_ns()
+    second, ms = divmod(ns // 1_000_000, 1000)
+    if _second[0] != second:
+        _second[:] = second, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+    return f"{_second[1]}{ms:03d}Z"
 
 
 def new_id() -> str:
