@@ -1,5 +1,6 @@
 """The bus on the stack's real Redis: a batch publishes atomically, in order, with gapless seqs;
-a retried batch (its reply lost) is a no-op; no key is left per event."""
+a retried batch (its reply lost) is a no-op; no key is left per event; batches published at once
+share calls; a thread's history is kept at least its lifetime after its last event."""
 
 from __future__ import annotations
 
@@ -17,77 +18,81 @@ def events(thread_id: str, run_id: str, n: int) -> list[dict]:
                            agent_name="math", data={"reasoning": f"r{i}", "step": i}) for i in range(n)]
 
 
-def test_a_retried_batch_is_a_no_op_and_no_key_is_left_per_event(target):
+def on_stack(body, **bus_options) -> None:
+    """Run ``body(redis, bus, thread)`` against the stack's Redis; ``thread()`` makes a thread id,
+    whose keys are deleted afterwards."""
     async def go() -> None:
         redis = busmod.connect(f"redis://127.0.0.1:{native.REDIS_PORT}/0")
-        bus = busmod.Bus(redis)
-        tid, run_id = uuid.uuid4().hex, uuid.uuid4().hex
+        made: list[str] = []
+
+        def thread() -> str:
+            made.append(uuid.uuid4().hex)
+            return made[-1]
         try:
-            first_batch = events(tid, run_id, 5)
-            first, payloads, fresh = await bus.publish_events(first_batch, "pub-1")
-            assert (first, fresh) == (1, True)
-            again, again_payloads, fresh = await bus.publish_events(first_batch, "pub-1")  # reply lost: retried
-            assert (again, fresh, again_payloads) == (1, False, payloads)
-            second, _, fresh = await bus.publish_events(events(tid, run_id, 3), "pub-1")
-            assert (second, fresh) == (6, True)
-            other, _, _ = await bus.publish_events(events(tid, run_id, 2), "pub-2")  # another run on the thread
-            assert other == 9
-            history = await bus.history(tid, 1, 100)
-            assert [seq for seq, _ in history] == list(range(1, 11))
-            assert [p for _, p in history[:5]] == payloads
-            keys = {k.decode() async for k in redis.scan_iter(match=f"ae:{{{tid}}}:*")}
-            assert keys == {busmod.seq_key(tid), busmod.stream_key(tid), busmod.publishers_key(tid)}
-            assert await redis.hlen(busmod.publishers_key(tid)) == 2
+            await body(redis, busmod.Bus(redis, **bus_options), thread)
         finally:
-            await redis.delete(busmod.seq_key(tid), busmod.stream_key(tid), busmod.publishers_key(tid))
+            for tid in made:
+                await redis.delete(busmod.seq_key(tid), busmod.stream_key(tid), busmod.publishers_key(tid),
+                                   busmod.runs_key(tid))
             await redis.aclose()
 
     asyncio.run(go())
+
+
+def test_a_retried_batch_is_a_no_op_and_no_key_is_left_per_event(target):
+    async def body(redis, bus, thread) -> None:
+        tid, run_id = thread(), uuid.uuid4().hex
+        first_batch = events(tid, run_id, 5)
+        first, payloads, fresh = await bus.publish_events(first_batch, "pub-1")
+        assert (first, fresh) == (1, True)
+        again, again_payloads, fresh = await bus.publish_events(first_batch, "pub-1")  # reply lost: retried
+        assert (again, fresh, again_payloads) == (1, False, payloads)
+        second, _, fresh = await bus.publish_events(events(tid, run_id, 3), "pub-1")
+        assert (second, fresh) == (6, True)
+        other, _, _ = await bus.publish_events(events(tid, run_id, 2), "pub-2")  # another run on the thread
+        assert other == 9
+        history = await bus.history(tid, 1, 100)
+        assert [seq for seq, _ in history] == list(range(1, 11))
+        assert [p for _, p in history[:5]] == payloads
+        keys = {k.decode() async for k in redis.scan_iter(match=f"ae:{{{tid}}}:*")}
+        assert keys == {busmod.seq_key(tid), busmod.stream_key(tid), busmod.publishers_key(tid)}
+        assert await redis.hlen(busmod.publishers_key(tid)) == 2
+
+    on_stack(body)
 
 
 def test_a_threads_run_record_stays_two_fields_and_expires(target):
-    async def go() -> None:
-        redis = busmod.connect(f"redis://127.0.0.1:{native.REDIS_PORT}/0")
-        bus = busmod.Bus(redis)
-        tid, old = uuid.uuid4().hex, uuid.uuid4().hex
-        try:
-            answers = [await bus.record_run(tid, f"run-{i}") for i in range(50)]
-            assert answers[:3] == [(0, None), (1, "run-0"), (2, "run-1")]
-            assert answers[-1] == (49, "run-48")
-            assert await redis.hgetall(busmod.runs_key(tid)) == {b"n": b"50", b"last": b"run-49"}
-            assert 0 < await redis.ttl(busmod.runs_key(tid)) <= busmod.RUN_TTL_S
-            await redis.rpush(busmod.runs_key(old), "a", "b")  # the list an earlier version kept
-            assert await bus.record_run(old, "c") == (2, "b")
-            assert await redis.hgetall(busmod.runs_key(old)) == {b"n": b"3", b"last": b"c"}
-        finally:
-            await redis.delete(busmod.runs_key(tid), busmod.runs_key(old))
-            await redis.aclose()
+    async def body(redis, bus, thread) -> None:
+        tid, old = thread(), thread()
+        answers = [await bus.record_run(tid, f"run-{i}") for i in range(50)]
+        assert answers[:3] == [(0, None), (1, "run-0"), (2, "run-1")]
+        assert answers[-1] == (49, "run-48")
+        assert await redis.hgetall(busmod.runs_key(tid)) == {b"n": b"50", b"last": b"run-49"}
+        assert 0 < await redis.ttl(busmod.runs_key(tid)) <= busmod.RUN_TTL_S
+        await redis.rpush(busmod.runs_key(old), "a", "b")  # the list an earlier version kept
+        assert await bus.record_run(old, "c") == (2, "b")
+        assert await redis.hgetall(busmod.runs_key(old)) == {b"n": b"3", b"last": b"c"}
 
-    asyncio.run(go())
+    on_stack(body)
 
 
 def test_history_is_kept_at_least_its_lifetime_after_the_last_event_without_an_expiry_write_per_batch(target):
-    async def go() -> None:
-        redis = busmod.connect(f"redis://127.0.0.1:{native.REDIS_PORT}/0")
-        ttl_ms = 3_600_000
-        bus = busmod.Bus(redis, history_ttl_s=ttl_ms // 1000)
-        tid, run_id = uuid.uuid4().hex, uuid.uuid4().hex
-        keys = (busmod.stream_key(tid), busmod.publishers_key(tid))
-        try:
-            await bus.publish_events(events(tid, run_id, 2), "pub-1")
-            set_at = [await redis.pttl(k) for k in keys]
-            assert all(ttl_ms < t <= ttl_ms * 25 // 24 for t in set_at), set_at
-            await redis.pexpire(keys[0], ttl_ms - 5_000)  # as if an hour had passed since it was set
-            await redis.pexpire(keys[1], ttl_ms + 1_000)  # not yet below the lifetime
-            await bus.publish_events(events(tid, run_id, 1), "pub-1")
-            refreshed, untouched = await redis.pttl(keys[0]), await redis.pttl(keys[1])
-            assert ttl_ms < refreshed <= ttl_ms * 25 // 24, refreshed
-            assert ttl_ms < untouched <= ttl_ms + 1_000, untouched
-        finally:
-            await redis.delete(busmod.seq_key(tid), *keys)
-            await redis.aclose()
+    ttl_ms = 3_600_000
 
-    asyncio.run(go())
+    async def body(redis, bus, thread) -> None:
+        tid, run_id = thread(), uuid.uuid4().hex
+        keys = (busmod.stream_key(tid), busmod.publishers_key(tid))
+        await bus.publish_events(events(tid, run_id, 2), "pub-1")
+        set_at = [await redis.pttl(k) for k in keys]
+        assert all(ttl_ms < t <= ttl_ms * 25 // 24 for t in set_at), set_at
+        await redis.pexpire(keys[0], ttl_ms - 5_000)  # as if an hour had passed since it was set
+        await redis.pexpire(keys[1], ttl_ms + 1_000)  # not yet below the lifetime
+        await bus.publish_events(events(tid, run_id, 1), "pub-1")
+        refreshed, untouched = await redis.pttl(keys[0]), await redis.pttl(keys[1])
+        assert ttl_ms < refreshed <= ttl_ms * 25 // 24, refreshed
+        assert ttl_ms < untouched <= ttl_ms + 1_000, untouched
+
+    on_stack(body, history_ttl_s=ttl_ms // 1000)
 
 
 async def evalsha_calls(redis) -> int:
@@ -102,10 +107,8 @@ def test_batches_published_at_once_share_calls_and_stay_in_order_live_in_history
     gets every event once."""
     threads, batches, per_batch = 40, 10, 3
 
-    async def go() -> None:
-        redis = busmod.connect(f"redis://127.0.0.1:{native.REDIS_PORT}/0")
-        bus = busmod.Bus(redis)
-        tids = [uuid.uuid4().hex for _ in range(threads)]
+    async def body(redis, bus, thread) -> None:
+        tids = [thread() for _ in range(threads)]
         listener = redis.pubsub()
         await listener.subscribe(*[busmod.channel(t) for t in tids])
         live: dict[str, list[list[int]]] = {t: [] for t in tids}  # per thread: the seqs of each message
@@ -157,8 +160,5 @@ def test_batches_published_at_once_share_calls_and_stay_in_order_live_in_history
         finally:
             listening.cancel()
             await listener.aclose()
-            for t in tids:
-                await redis.delete(busmod.seq_key(t), busmod.stream_key(t), busmod.publishers_key(t))
-            await redis.aclose()
 
-    asyncio.run(go())
+    on_stack(body)
