@@ -23,9 +23,18 @@ log = logging.getLogger("agentevents.store")
 MIGRATION_LOCK = 7_346_211
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Nothing to undo when a connection goes back to one of our pools (see ``create_pool``)."""
+
+
 async def create_pool(dsn: str, **kwargs: Any) -> asyncpg.Pool:
+    """A pool for the project's own queries. They leave no session state behind (no SET, LISTEN
+    or cursor outside a transaction; the migration lock is released in ``finally``), so a
+    connection goes back without asyncpg's reset query (``pg_advisory_unlock_all(); CLOSE ALL;
+    UNLISTEN *; RESET ALL``), a round trip to PostgreSQL per release; a transaction left open is
+    still rolled back. The SQL tool's pool runs users' queries and keeps the reset."""
     return await asyncpg.create_pool(dsn, min_size=1, max_size=kwargs.pop("max_size", 10),
-                                     command_timeout=10, timeout=5, **kwargs)
+                                     command_timeout=10, timeout=5, reset=_keep_session, **kwargs)
 
 
 def migrations() -> list[tuple[int, str, str]]:
