@@ -26,27 +26,34 @@ class HeldScript:
         outcome = await gate
         if isinstance(outcome, Exception):
             raise outcome
-        reply, a = [], 2
-        for k in range(1, len(keys), 3):
-            n = int(args[a + 3])
-            first = self.next_seq.get(keys[k], 1)
-            self.next_seq[keys[k]] = first + n
+        reply = []
+        for seq_key, n in layout(keys, args):
+            first = self.next_seq.get(seq_key, 1)
+            self.next_seq[seq_key] = first + n
             reply += [first, 1]
-            a += 4 + n
         return reply
 
     def release(self, index: int, outcome: Any = None) -> None:
         self.gates[index].set_result(outcome)
 
+    def release_from(self, index: int) -> None:
+        """Let every call from ``index`` on answer."""
+        for i in range(index, len(self.gates)):
+            self.release(i)
+
     def batches(self, index: int) -> list[tuple[str, int]]:
         """(thread, number of events) of each batch in call ``index``, in order."""
-        keys, args = self.calls[index]
-        out, a = [], 2
-        for k in range(1, len(keys), 3):
-            n = int(args[a + 3])
-            out.append((keys[k].split("{")[1].split("}")[0], n))
-            a += 4 + n
-        return out
+        return [(seq_key.split("{")[1].split("}")[0], n) for seq_key, n in layout(*self.calls[index])]
+
+
+def layout(keys: list[str], args: list[Any]) -> list[tuple[str, int]]:
+    """(seq key, number of events) of each batch of one call, as ``PUBLISH_LUA`` reads them."""
+    out, a = [], 2
+    for k in range(1, len(keys), 3):
+        n = int(args[a + 3])
+        out.append((keys[k], n))
+        a += 4 + n
+    return out
 
 
 class FakeRedis:
@@ -67,13 +74,22 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+def new_bus() -> tuple[busmod.Bus, HeldScript]:
+    redis = FakeRedis()
+    return busmod.Bus(redis), redis.publish  # type: ignore[arg-type]
+
+
+async def calls_out(bus: busmod.Bus) -> list[asyncio.Task[Any]]:
+    """Publishes that take every call slot (one batch each, threads t0, t1, …), held at the script."""
+    busy = [asyncio.create_task(bus.publish_events([event(f"t{i}")])) for i in range(busmod.CALLS_IN_FLIGHT)]
+    await settle()
+    return busy
+
+
 def test_batches_waiting_while_calls_are_out_go_together_in_their_order() -> None:
     async def go() -> None:
-        redis = FakeRedis()
-        bus = busmod.Bus(redis)  # type: ignore[arg-type]
-        script = redis.publish
-        first = [asyncio.create_task(bus.publish_events([event(f"t{i}")])) for i in range(busmod.CALLS_IN_FLIGHT)]
-        await settle()
+        bus, script = new_bus()
+        first = await calls_out(bus)
         assert len(script.calls) == busmod.CALLS_IN_FLIGHT
         later = [asyncio.create_task(bus.publish_events([event(f"u{i}"), event(f"u{i}", 1)])) for i in range(10)]
         await settle()
@@ -84,8 +100,7 @@ def test_batches_waiting_while_calls_are_out_go_together_in_their_order() -> Non
         assert script.batches(-1) == [(f"u{i}", 2) for i in range(10)]
         keys, args = script.calls[-1]
         assert keys[0] == busmod.ARCHIVE_STREAM and args[2:6] == [busmod.channel("u0"), "run-u0", "u0-1", 2]
-        for i in range(1, len(script.gates)):
-            script.release(i)
+        script.release_from(1)
         assert [await t for t in first][0][0] == 1
         assert [(await t)[0] for t in later] == [1] * 10
         assert all(p.startswith(b'{"seq":1,') for p in (await later[0])[1][:1])
@@ -95,11 +110,8 @@ def test_batches_waiting_while_calls_are_out_go_together_in_their_order() -> Non
 
 def test_a_call_holds_at_most_call_max_events_but_a_bigger_batch_still_goes_alone() -> None:
     async def go() -> None:
-        redis = FakeRedis()
-        bus = busmod.Bus(redis)  # type: ignore[arg-type]
-        script = redis.publish
-        busy = [asyncio.create_task(bus.publish_events([event(f"t{i}")])) for i in range(busmod.CALLS_IN_FLIGHT)]
-        await settle()
+        bus, script = new_bus()
+        busy = await calls_out(bus)
         big = busmod.CALL_MAX_EVENTS // 2 + 1
         waiting = [asyncio.create_task(bus.publish_events([event(f"b{j}", i) for i in range(big)]))
                    for j in range(2)]
@@ -110,8 +122,7 @@ def test_a_call_holds_at_most_call_max_events_but_a_bigger_batch_still_goes_alon
         await settle()
         assert [script.batches(i) for i in range(busmod.CALLS_IN_FLIGHT, len(script.calls))] == [
             [("b0", big)], [("b1", big)], [("h", busmod.CALL_MAX_EVENTS + 5)]]
-        for i in range(busmod.CALLS_IN_FLIGHT, len(script.gates)):
-            script.release(i)
+        script.release_from(busmod.CALLS_IN_FLIGHT)
         await asyncio.gather(*busy, *waiting, huge)
 
     asyncio.run(go())
@@ -119,11 +130,8 @@ def test_a_call_holds_at_most_call_max_events_but_a_bigger_batch_still_goes_alon
 
 def test_a_batch_whose_caller_gave_up_before_its_call_is_never_sent() -> None:
     async def go() -> None:
-        redis = FakeRedis()
-        bus = busmod.Bus(redis)  # type: ignore[arg-type]
-        script = redis.publish
-        busy = [asyncio.create_task(bus.publish_events([event(f"t{i}")])) for i in range(busmod.CALLS_IN_FLIGHT)]
-        await settle()
+        bus, script = new_bus()
+        busy = await calls_out(bus)
         dropped = asyncio.create_task(bus.publish_events([event("gone")]))
         kept = asyncio.create_task(bus.publish_events([event("kept")]))
         await settle()
@@ -132,8 +140,7 @@ def test_a_batch_whose_caller_gave_up_before_its_call_is_never_sent() -> None:
         script.release(0)
         await settle()
         assert script.batches(-1) == [("kept", 1)]
-        for i in range(1, len(script.gates)):
-            script.release(i)
+        script.release_from(1)
         assert (await kept)[0] == 1
         await asyncio.gather(*busy)
         with pytest.raises(asyncio.CancelledError):
@@ -144,11 +151,8 @@ def test_a_batch_whose_caller_gave_up_before_its_call_is_never_sent() -> None:
 
 def test_a_failed_call_fails_each_of_its_batches_and_the_next_call_still_goes() -> None:
     async def go() -> None:
-        redis = FakeRedis()
-        bus = busmod.Bus(redis)  # type: ignore[arg-type]
-        script = redis.publish
-        busy = [asyncio.create_task(bus.publish_events([event(f"t{i}")])) for i in range(busmod.CALLS_IN_FLIGHT)]
-        await settle()
+        bus, script = new_bus()
+        busy = await calls_out(bus)
         doomed = [asyncio.create_task(bus.publish_events([event(f"d{i}")])) for i in range(3)]
         await settle()
         script.release(0)
