@@ -35,6 +35,7 @@ ENVELOPE_FIELDS = ("type", "event_id", "seq", "thread_id", "run_id", "user_id", 
                    "timestamp", "data")
 
 
+_SECOND = "%Y-%m-%dT%H:%M:%S."  # up to the milliseconds
 _second: list[Any] = [None, ""]  # the last whole second formatted, and its text up to the dot
 
 
@@ -43,11 +44,11 @@ def utc_timestamp(now: datetime | None = None) -> str:
     date and time of day are formatted once a second (every event carries one)."""
     if now is not None:
         now = now.astimezone(UTC)
-        return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+        return now.strftime(_SECOND) + f"{now.microsecond // 1000:03d}Z"
     ns = time.time_ns()
     second, ms = divmod(ns // 1_000_000, 1000)
     if _second[0] != second:
-        _second[:] = second, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+        _second[:] = second, time.strftime(_SECOND, time.gmtime(second))
     return f"{_second[1]}{ms:03d}Z"
 
 
