@@ -6,7 +6,7 @@ harness and one fan-out workload for all of them.
     .venv/bin/python benchmarks/compare.py --quick    # a smoke run, about 2 minutes
     .venv/bin/python benchmarks/compare.py --only raw-memory,ours-direct
 
-Systems (``--only``): raw-memory, raw-redis (the ceilings), ours-direct, ours-haproxy (bus path),
+Systems (``--only``): raw-memory, raw-redis (the ceilings), ours-direct, ours-haproxy, ours-each (bus path),
 ours-agent (agent path), socketio, channels-core, channels-pubsub. Ours needs the native stack
 up (``agentevents stack up``; AE_STACK_OFFSET and AE_STACK_DIR choose which stack); the peers
 and their private redis-server are started here on free loopback ports and stopped again.
@@ -119,8 +119,9 @@ async def main(args: argparse.Namespace) -> int:
                                   "from loopback source addresses 127.0.0.1-8",
                                   "latency: receive time minus the publish time carried in the event "
                                   "(one machine, one clock)",
-                                  "the publisher has one event in flight per stream (at most 64 streams at a "
-                                  "time), so one stream's rate is bounded by one publish round trip"]},
+                                  "the publisher has one publish in flight per stream (at most 64 streams at a "
+                                  "time): one stream's rate is bounded by one publish round trip, except where "
+                                  "a system's own publisher queues events (ours-direct, ours-haproxy)"]},
                "systems": {}}
     runner = Runner(plan)
     log(f"systems: {', '.join(selected)}; logs of the processes started in {logs}")

@@ -2,7 +2,12 @@
 each system's own way to publish.
 
   raw-redis        PUBLISH bench:<stream> <event>
-  ours-bus         agentevents.bus.Bus.publish_event of an ``agent_thinking`` event into the thread
+  ours-bus         an ``agent_thinking`` event put into the stream's ``agentevents.publisher.ThreadPublisher``
+                   (a producer's events into one thread: queued, and sent in batches while a
+                   publish is at Redis, as the agent path's bridge does); a run's count is
+                   reported once every event put has been published
+  ours-bus-each    agentevents.bus.Bus.publish_event of the same event, awaited: one round trip
+                   (with Redis's fsync) per event
   socketio         AsyncRedisManager(write_only=True).emit("ev", event, room=stream)
   channels-core    channel_layer.group_send("g<stream>", {"type": "bench.event", "text": event})
   channels-pubsub  (the same, through RedisPubSubChannelLayer)
@@ -26,9 +31,19 @@ import uvloop
 from sidebyside import pacing, wire
 
 Publish = Callable[[str, int], Awaitable[None]]
+Drain = Callable[[], Awaitable[None]]
+# Events a stream's publisher holds before ``put`` waits (ours): past it, the lane waits as it
+# does for a publish of the other systems.
+QUEUE_PER_STREAM = 64
 
 
-async def make_publisher(target: str, redis_url: str, users: dict[str, str]) -> Publish:
+async def _nothing() -> None:
+    return None
+
+
+async def make_publisher(target: str, redis_url: str, users: dict[str, str]) -> tuple[Publish, Drain]:
+    """How this system publishes one event of a stream, and what to await before a run's count
+    is reported (the events still queued in the process)."""
     pads: dict[str, str] = {}
 
     def pad(stream: str) -> str:
@@ -42,21 +57,34 @@ async def make_publisher(target: str, redis_url: str, users: dict[str, str]) -> 
 
         async def publish(stream: str, seq: int) -> None:
             await client.publish(f"bench:{stream}", wire.encode(stream, seq, pad(stream)))
-        return publish
+        return publish, _nothing
 
-    if target == "ours-bus":
+    if target in ("ours-bus", "ours-bus-each"):
         from agentevents.bus import Bus, connect
         from agentevents.protocol.envelope import build_event
+        from agentevents.publisher import ThreadPublisher
         bus = Bus(connect(redis_url))
-        runs: dict[str, str] = {}
+        outs: dict[str, ThreadPublisher] = {}
+
+        def thought(stream: str, seq: int, run_id: str) -> dict[str, Any]:
+            return build_event("agent_thinking", thread_id=stream, run_id=run_id, user_id=users[stream],
+                               agent_name="bench", data={"reasoning": "b", "step": seq, "metadata": {"t": time.time()}})
+
+        if target == "ours-bus-each":
+            async def publish_each(stream: str, seq: int) -> None:
+                await bus.publish_event(thought(stream, seq, "bench" + stream.replace("-", "")[:27]))
+            return publish_each, _nothing
 
         async def publish(stream: str, seq: int) -> None:
-            run_id = runs.setdefault(stream, "bench" + stream.replace("-", "")[:27])
-            event = build_event("agent_thinking", thread_id=stream, run_id=run_id, user_id=users[stream],
-                                agent_name="bench", data={"reasoning": "b", "step": seq,
-                                                          "metadata": {"t": time.time()}})
-            await bus.publish_event(event)
-        return publish
+            out = outs.get(stream)
+            if out is None:
+                out = outs[stream] = ThreadPublisher(bus, "bench" + stream.replace("-", "")[:27],
+                                                     max_queue=pacing.QUEUE_PER_STREAM)
+            await out.put(thought(stream, seq, out.publisher_id))
+
+        async def drain() -> None:
+            await asyncio.gather(*(out.drain() for out in outs.values()))
+        return publish, drain
 
     if target == "socketio":
         import socketio
@@ -64,7 +92,7 @@ async def make_publisher(target: str, redis_url: str, users: dict[str, str]) -> 
 
         async def publish(stream: str, seq: int) -> None:
             await manager.emit("ev", wire.event(stream, seq, pad(stream)), room=stream, namespace="/")
-        return publish
+        return publish, _nothing
 
     if target in ("channels-core", "channels-pubsub"):
         from channels_app import configure, group
@@ -75,7 +103,7 @@ async def make_publisher(target: str, redis_url: str, users: dict[str, str]) -> 
         async def publish(stream: str, seq: int) -> None:
             text = wire.encode(stream, seq, pad(stream)).decode()
             await layer.group_send(group(stream), {"type": "bench.event", "text": text})
-        return publish
+        return publish, _nothing
 
     raise SystemExit(f"unknown target {target!r}")
 
@@ -85,7 +113,7 @@ async def main(args: argparse.Namespace) -> None:
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     users: dict[str, str] = {}
-    publish = await make_publisher(args.target, args.redis_url, users)
+    publish, drain = await make_publisher(args.target, args.redis_url, users)
     next_seq: dict[str, int] = {}
     print(orjson.dumps({"ready": True}).decode(), flush=True)
     while True:
@@ -101,6 +129,7 @@ async def main(args: argparse.Namespace) -> None:
             next_seq.setdefault(s, 1)
         counts = await pacing.run_lanes(streams, float(command["rate"]), float(command["duration"]), publish,
                                         next_seq)
+        await drain()
         print(orjson.dumps({"published": sum(counts.values())}).decode(), flush=True)
 
 

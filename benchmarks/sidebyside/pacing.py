@@ -13,6 +13,9 @@ from collections.abc import Awaitable, Callable, Sequence
 
 MAX_LANES = 64
 YIELD_EVERY = 64
+# Ours with a batching publisher (ThreadPublisher): events a stream may hold waiting for their
+# publish call before the lane's next put waits, as the other systems' lanes wait for a publish.
+QUEUE_PER_STREAM = 64
 
 
 def lanes(streams: Sequence[str], max_lanes: int = MAX_LANES) -> list[list[str]]:

@@ -3,9 +3,11 @@ is read, who publishes, which processes count.
 
   raw-memory       ceiling: a bare websockets server making the events in memory
   raw-redis        ceiling: the same server behind one Redis pub/sub hop
-  ours-direct      ours, bus path: Bus.publish_event into threads the clients ``subscribe``d to,
-                   the clients straight on one gateway
+  ours-direct      ours, bus path: events put into a ThreadPublisher per thread (batches while a
+                   publish is at Redis), threads the clients ``subscribe``d to, the clients straight
+                   on one gateway
   ours-haproxy     the same through HAProxy (both gateways)
+  ours-each        the same as ours-direct, every event its own awaited Bus.publish_event
   ours-agent       ours, agent path: real runs of the ``scripted`` agent, through HAProxy
   socketio         python-socketio on aiohttp with AsyncRedisManager
   channels-core    Django Channels (uvicorn) with channels_redis RedisChannelLayer
@@ -35,7 +37,7 @@ import orjson
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from . import procs
+from . import pacing, procs
 from .harness import Client
 
 PEERS = procs.BENCH_DIR / "peers"
@@ -686,13 +688,17 @@ class _Ours(System):
 
 
 class OursBus(_Ours):
+    target = "ours-bus"
     notes = ("stack Redis runs with appendonly + appendfsync always; each event is also appended to the "
              "thread's stream and the archive outbox, archived to PostgreSQL and every delivery audited there",
-             "publisher: Bus.publish_event from the publisher process (its CPU not counted as the system's)")
+             "publisher: a ThreadPublisher per stream (agentevents.publisher, as the agent path's bridge): an "
+             f"event is put in its stream's queue (at most {pacing.QUEUE_PER_STREAM} waiting, then the lane waits) and "
+             "the queue leaves in one publish call while the previous one is at Redis; its CPU is not counted "
+             "as the system's")
 
     async def start(self) -> None:
         await super().start()
-        self.publisher = ProcessPublisher("ours-bus", self.env["AE_REDIS_URL"],
+        self.publisher = ProcessPublisher(self.target, self.env["AE_REDIS_URL"],
                                           self.logs / f"{self.key}-publisher.log",
                                           env=procs.peer_env())
         await self.publisher.start()
@@ -707,6 +713,14 @@ class OursDirect(OursBus):
 
 class OursHAProxy(OursBus):
     key, label, via_haproxy = "ours-haproxy", "ours, bus path, through HAProxy", True
+
+
+class OursEach(OursBus):
+    key, label, target = "ours-each", "ours, bus path, one publish call per event, straight to one gateway", \
+        "ours-bus-each"
+    notes = (OursBus.notes[0],
+             "publisher: Bus.publish_event awaited for every event (one round trip with Redis's "
+             "fsync per event of a stream); its CPU is not counted as the system's")
 
 
 class OursAgent(_Ours):
@@ -730,7 +744,7 @@ class OursAgent(_Ours):
 
 
 SYSTEMS: dict[str, type[System]] = {cls.key: cls for cls in (
-    RawMemory, RawRedis, OursDirect, OursHAProxy, OursAgent, SocketIO, ChannelsCore, ChannelsPubSub)}
+    RawMemory, RawRedis, OursDirect, OursHAProxy, OursEach, OursAgent, SocketIO, ChannelsCore, ChannelsPubSub)}
 
 
 def _http_json(port: int, path: str) -> dict[str, Any] | None:

@@ -1,6 +1,6 @@
 """The bridge's publishing: micro-batches in order, the Redis-outage rules (events wait up to the
 publish deadline; a run's agent_completed waits however long it takes), and a retried batch that
-keeps its events."""
+keeps its events. The same rules for any producer using ``ThreadPublisher`` directly."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from agentevents.protocol.envelope import build_event
+from agentevents.publisher import ThreadPublisher
 from agentevents.worker.bridge import EventBridge, RunContext
 
 
@@ -20,11 +22,13 @@ class SlowBus:
         self.failures = failures
         self.delay_s = delay_s
         self.calls: list[list[str]] = []       # event ids of every attempt
+        self.publishers: list[str | None] = []  # the publisher id of every attempt
         self.published: list[dict[str, Any]] = []
 
     async def publish_events(self, events: list[dict[str, Any]], publisher: str | None = None,
                              ) -> tuple[int, list[bytes], bool]:
         self.calls.append([e["event_id"] for e in events])
+        self.publishers.append(publisher)
         await asyncio.sleep(self.delay_s)  # the round trip
         if len(self.calls) <= self.failures:
             raise RedisConnectionError("connection refused")
@@ -63,7 +67,7 @@ def test_a_full_queue_makes_emit_wait_instead_of_growing():
         longest = 0
         for i in range(50):
             await b.tool_progress({"i": i})
-            longest = max(longest, len(b._queue))
+            longest = max(longest, b.out.queued)
         await b.drain()
         assert len(bus.published) == 50
         return longest
@@ -109,3 +113,68 @@ def test_an_unexpected_publish_failure_ends_the_run_instead_of_retrying_for_ever
         return bus
 
     assert len(asyncio.run(go()).calls) == 1
+
+
+def thought(step: int) -> dict[str, Any]:
+    return build_event("agent_thinking", thread_id="t-1", run_id="r-1", user_id="alice", agent_name="bench",
+                       data={"reasoning": "r", "step": step})
+
+
+def test_a_thread_publisher_sends_bounded_batches_in_order_under_one_publisher_id():
+    async def go() -> tuple[SlowBus, ThreadPublisher]:
+        bus = SlowBus(failures=2, delay_s=0.002)
+        out = ThreadPublisher(bus, "svc-1", max_batch=16, max_queue=40)  # type: ignore[arg-type]
+        longest = 0
+        for step in range(100):
+            await out.put(thought(step))
+            longest = max(longest, out.queued)
+        await out.drain()
+        assert longest <= 40
+        return bus, out
+
+    bus, out = asyncio.run(go())
+    assert [e["data"]["step"] for e in bus.published] == list(range(100))
+    assert out.published == 100 and out.queued == 0
+    assert max(len(call) for call in bus.calls) <= 16
+    assert len(bus.calls) < 50  # batches, not one call per event
+    assert set(bus.publishers) == {"svc-1"}
+    assert bus.calls[0] == bus.calls[1] == bus.calls[2]  # a refused batch is sent again unchanged
+
+
+def test_a_thread_publisher_gives_up_at_its_deadline_except_for_patient_events():
+    async def go(patient: bool) -> tuple[SlowBus, BaseException | None]:
+        bus = SlowBus(failures=3)
+        out = ThreadPublisher(bus, "svc-1", deadline_s=0.0, patient=lambda e: patient)  # type: ignore[arg-type]
+        await out.put(thought(1))
+        try:
+            await out.drain()
+        except RedisConnectionError as exc:
+            return bus, exc
+        return bus, None
+
+    bus, failure = asyncio.run(go(patient=False))
+    assert isinstance(failure, RedisConnectionError) and bus.published == []
+    bus, failure = asyncio.run(go(patient=True))
+    assert failure is None and [e["data"]["step"] for e in bus.published] == [1] and len(bus.calls) == 4
+
+
+def test_a_thread_publisher_that_stopped_raises_on_the_next_put_and_then_publishes_again():
+    class OnceBroken(SlowBus):
+        async def publish_events(self, events, publisher=None):
+            if not self.calls:
+                self.calls.append([e["event_id"] for e in events])
+                raise AttributeError("no such method")
+            return await super().publish_events(events, publisher)
+
+    async def go() -> OnceBroken:
+        bus = OnceBroken()
+        out = ThreadPublisher(bus, "svc-1")  # type: ignore[arg-type]
+        await out.put(thought(1))
+        with pytest.raises(AttributeError):
+            await asyncio.wait_for(out.drain(), 5)
+        assert out.queued == 0  # what was queued is dropped: it never got a seq
+        await out.put(thought(2))
+        await out.drain()
+        return bus
+
+    assert [e["data"]["step"] for e in asyncio.run(go()).published] == [2]

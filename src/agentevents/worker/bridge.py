@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..bus import Bus
 from ..protocol import envelope as ev
 from ..protocol.limits import ThinkingThrottle, summarize_result, truncate_text
 from ..protocol.redaction import redact
+from ..publisher import ThreadPublisher
 
 log = logging.getLogger("agentevents.bridge")
 
@@ -64,12 +62,11 @@ class RunContext:
 
 
 class EventBridge:
-    """Events leave in micro-batches: ``emit`` queues the event and returns; one flusher task per
-    run sends everything queued in one atomic publish (``Bus.publish_events``), and while that
-    round trip (and Redis's fsync) is in flight the next events gather for the following batch.
-    So a run that emits one event at a time pays one round trip per event, and a run that emits
-    faster than Redis answers pays one per batch. The queue is bounded (``max_queue``): past it,
-    ``emit`` waits. ``agent_completed`` waits until every event of the run is published."""
+    """Events leave in micro-batches through the run's ``ThreadPublisher``: ``emit`` queues the
+    event and returns, and while one publish (and Redis's fsync) is in flight the next events
+    gather for the following batch. The queue is bounded (``max_queue``): past it, ``emit``
+    waits. ``agent_completed`` waits until every event of the run is published, and is retried
+    for as long as Redis takes to come back."""
 
     def __init__(self, bus: Bus, run: RunContext, *,
                  max_events: int = 10_000, publish_deadline_s: float = 300.0,
@@ -78,20 +75,16 @@ class EventBridge:
         self.bus = bus
         self.run = run
         self.max_events = max_events
-        self.publish_deadline_s = publish_deadline_s
-        self.max_batch = max_batch
-        self.max_queue = max_queue
         self.throttle = ThinkingThrottle(rate=thinking_rate, burst=thinking_burst)
         self.count = 0
         self.redactions = 0
         self.emitted: list[str] = []
         self.recoverable_errors: list[str] = []
         self._step = 0
-        self._publisher = f"{run.run_id}:{uuid.uuid4().hex[:8]}"
-        self._queue: list[dict[str, Any]] = []
-        self._flusher: asyncio.Task[None] | None = None
-        self._failure: BaseException | None = None
-        self._progress = asyncio.Event()
+        # A run's end is never given up on: its agent_completed waits for Redis however long.
+        self.out = ThreadPublisher(bus, f"{run.run_id}:{uuid.uuid4().hex[:8]}", max_batch=max_batch,
+                                   max_queue=max_queue, deadline_s=publish_deadline_s,
+                                   patient=lambda e: e["type"] == ev.AGENT_COMPLETED)
 
     async def emit(self, event_type: str, data: dict[str, Any], *, agent_name: str | None = None,
                    budget: bool = True) -> None:
@@ -101,7 +94,7 @@ class EventBridge:
 
     async def _publish(self, event_type: str, data: dict[str, Any], *, agent_name: str | None,
                        budget: bool) -> None:
-        self._raise_failure()
+        await self.out.room()
         if budget and self.count >= self.max_events:
             raise EventBudgetExceeded(f"run emitted {self.count} events; the limit is {self.max_events}")
         clean, n = redact(data)
@@ -111,13 +104,9 @@ class EventBridge:
         event = ev.build_event(event_type, thread_id=self.run.thread_id, run_id=self.run.run_id,
                                user_id=self.run.user_id, agent_name=agent_name or self.run.agent_type,
                                data=clean)
-        while len(self._queue) >= self.max_queue:
-            await self._wait_progress()
-        self._queue.append(event)
+        self.out.add(event)
         self.count += 1
         self.emitted.append(event_type)
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_loop(), name=f"publish-{self.run.run_id}")
         if event_type == ev.AGENT_COMPLETED:
             await self.drain()
         else:
@@ -127,63 +116,7 @@ class EventBridge:
 
     async def drain(self) -> None:
         """Return once every queued event is published (raises what stopped the publishing)."""
-        while self._queue:
-            await self._wait_progress()
-        if self._flusher is not None:
-            await asyncio.gather(self._flusher, return_exceptions=True)
-        self._raise_failure()
-
-    async def _wait_progress(self) -> None:
-        self._progress.clear()
-        if self._flusher is None or self._flusher.done():
-            self._raise_failure()
-            if self._queue:  # nothing is publishing: start again
-                self._flusher = asyncio.create_task(self._flush_loop(), name=f"publish-{self.run.run_id}")
-        await self._progress.wait()
-
-    def _raise_failure(self) -> None:
-        failure, self._failure = self._failure, None
-        if failure is not None:
-            raise failure
-
-    async def _flush_loop(self) -> None:
-        try:
-            while self._queue:
-                batch = self._queue[:self.max_batch]
-                # A run's end is never given up on: its agent_completed waits for Redis however long.
-                patient = any(e["type"] == ev.AGENT_COMPLETED for e in batch)
-                try:
-                    await self._publish_with_retry(batch, math.inf if patient else self.publish_deadline_s)
-                except Exception as exc:  # Redis gone past the deadline, or a bug: the run has crashed
-                    # What it queued was never published (no seq); the next emit or drain raises this.
-                    self._failure = exc
-                    self._queue.clear()
-                    return
-                del self._queue[:len(batch)]
-                self._progress.set()
-        finally:
-            self._progress.set()
-
-    async def _publish_with_retry(self, batch: list[dict[str, Any]], deadline_s: float) -> int:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + deadline_s
-        backoff, attempts = 0.05, 0
-        while True:
-            try:
-                first, _payloads, _fresh = await self.bus.publish_events(batch, self._publisher)
-                if attempts:
-                    log.info("publish_recovered run_id=%s events=%d attempts=%d", self.run.run_id,
-                             len(batch), attempts)
-                return first
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                attempts += 1
-                if loop.time() > deadline:
-                    raise
-                if attempts == 1 or attempts % 20 == 0:
-                    log.warning("publish_waiting run_id=%s thread_id=%s events=%d attempts=%d error=%s",
-                                self.run.run_id, self.run.thread_id, len(batch), attempts, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 1.0)
+        await self.out.drain()
 
     # -- the five events --------------------------------------------------------------------
     async def started(self, *, agent_name: str | None = None, **extra: Any) -> None:
