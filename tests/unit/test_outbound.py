@@ -107,3 +107,33 @@ def test_every_event_written_is_audited_in_ranges_of_consecutive_seqs_per_thread
         audited = [(r[0], s) for r in ranges(gateway) for s in range(r[1], r[2] + 1)]
         assert sorted(delivered) == sorted(audited)  # every delivery, once
     asyncio.run(scenario())
+
+
+def test_ranges_of_many_connections_are_handed_over_in_slices_with_deliveries_between():
+    async def scenario() -> None:
+        wire = MemoryWire()
+        gateway, first = setup(wire)
+        conns = [first] + [Connection(gateway, wire, first.claims, f"conn_{i}") for i in range(1, 250)]
+        for conn in conns:
+            conn._enqueue(event(f"t{conn.id}", 1))
+        assert len(gateway.audit_dirty) == 250
+        between: list[int] = []
+
+        async def deliver_meanwhile() -> None:  # live delivery that must get its turn mid hand-over
+            for seq in (2, 3):
+                await asyncio.sleep(0)
+                between.append(len(ranges(gateway)))
+                conns[-1]._enqueue(event(f"t{conns[-1].id}", seq))
+
+        other = asyncio.create_task(deliver_meanwhile())
+        assert await gateway.hand_over_ranges() == 250
+        await other
+        assert any(0 < n < 250 for n in between), between  # it ran while the hand-over was under way
+        await gateway.hand_over_ranges()  # whatever started after its connection was handed over
+        assert not gateway.audit_dirty
+        audited = sorted((r[0], s) for r in ranges(gateway) for s in range(r[1], r[2] + 1))
+        delivered = sorted((f["thread_id"], f["seq"]) for f in wire.sent if "seq" in f)
+        assert len(delivered) == 252 and audited == delivered  # every delivery, once
+        for conn in conns:
+            await conn.shutdown()
+    asyncio.run(scenario())

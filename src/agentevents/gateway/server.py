@@ -48,6 +48,9 @@ log = logging.getLogger("agentevents.gateway")
 
 HARD_MAX_FRAME = 1024 * 1024
 AUDIT_FLUSH_S = 0.5  # how long a delivery may wait in its connection's range before it is handed to the audit
+# Connections whose ranges are handed over before the hand-over lets the event loop run again:
+# with thousands of connections one pass would hold back live delivery for milliseconds.
+AUDIT_FLUSH_SLICE = 100
 SUBPROTOCOL = "jwt-auth"
 
 
@@ -108,9 +111,20 @@ class Gateway:
         """Every AUDIT_FLUSH_S, the ranges of every connection that delivered meanwhile."""
         while True:
             await asyncio.sleep(AUDIT_FLUSH_S)
-            dirty, self.audit_dirty = self.audit_dirty, set()
-            for conn in dirty:
+            await self.hand_over_ranges()
+
+    async def hand_over_ranges(self) -> int:
+        """Hand the ranges of every connection that delivered since the last time to the audit
+        writer, ``AUDIT_FLUSH_SLICE`` connections at a time with the loop let run between them (a
+        delivery meanwhile extends a range not yet handed over, or starts one that the next
+        hand-over takes). Returns how many connections it took."""
+        dirty, self.audit_dirty = list(self.audit_dirty), set()
+        for start in range(0, len(dirty), AUDIT_FLUSH_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            for conn in dirty[start:start + AUDIT_FLUSH_SLICE]:
                 conn.flush_ranges()
+        return len(dirty)
 
     def count_replay(self, complete: bool) -> None:
         REPLAYS.labels(str(complete).lower()).inc()
