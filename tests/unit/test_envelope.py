@@ -33,6 +33,23 @@ def test_event_ids_are_unique():
     assert len(ids) == 1000
 
 
+def test_event_ids_are_32_hex_digits_that_sort_by_the_millisecond_they_were_made(monkeypatch):
+    made = []
+    for ms in (1_764_800_000_000, 1_764_800_000_000, 1_764_800_000_001, 1_764_800_123_456):
+        monkeypatch.setattr(ev.time, "time_ns", lambda ms=ms: ms * 1_000_000 + 999_999)
+        made.append((ms, ev.new_event_id()))
+    for ms, event_id in made:
+        assert len(event_id) == 32 and event_id == event_id.lower() and int(event_id, 16) >= 0
+        assert int(event_id[:12], 16) == ms
+    ids = [event_id for _, event_id in made]
+    assert ids[0] != ids[1]  # the same millisecond: told apart by the random part
+    assert sorted(ids[1:]) == ids[1:] and sorted(ids[::2]) == ids[::2]
+    monkeypatch.undo()
+    assert int(ev.build_event("agent_thinking", thread_id="t", run_id="r", user_id="u", agent_name="a",
+                              data={})["event_id"][:12], 16) == pytest.approx(datetime.now(UTC).timestamp() * 1000,
+                                                                            abs=5000)
+
+
 def test_unknown_type_and_bad_completion_status_are_refused():
     with pytest.raises(ValueError):
         ev.build_event("agent_exploded", thread_id="t", run_id="r", user_id="u", agent_name="a", data={})
