@@ -32,9 +32,6 @@ from sidebyside import pacing, wire
 
 Publish = Callable[[str, int], Awaitable[None]]
 Drain = Callable[[], Awaitable[None]]
-# Events a stream's publisher holds before ``put`` waits (ours): past it, the lane waits as it
-# does for a publish of the other systems.
-QUEUE_PER_STREAM = 64
 
 
 async def _nothing() -> None:
@@ -66,21 +63,22 @@ async def make_publisher(target: str, redis_url: str, users: dict[str, str]) -> 
         bus = Bus(connect(redis_url))
         outs: dict[str, ThreadPublisher] = {}
 
-        def thought(stream: str, seq: int, run_id: str) -> dict[str, Any]:
-            return build_event("agent_thinking", thread_id=stream, run_id=run_id, user_id=users[stream],
-                               agent_name="bench", data={"reasoning": "b", "step": seq, "metadata": {"t": time.time()}})
+        def thought(stream: str, seq: int) -> dict[str, Any]:  # the stream's run id is its publisher id
+            return build_event("agent_thinking", thread_id=stream, run_id="bench" + stream.replace("-", "")[:27],
+                               user_id=users[stream], agent_name="bench",
+                               data={"reasoning": "b", "step": seq, "metadata": {"t": time.time()}})
 
         if target == "ours-bus-each":
             async def publish_each(stream: str, seq: int) -> None:
-                await bus.publish_event(thought(stream, seq, "bench" + stream.replace("-", "")[:27]))
+                await bus.publish_event(thought(stream, seq))
             return publish_each, _nothing
 
         async def publish(stream: str, seq: int) -> None:
+            event = thought(stream, seq)
             out = outs.get(stream)
             if out is None:
-                out = outs[stream] = ThreadPublisher(bus, "bench" + stream.replace("-", "")[:27],
-                                                     max_queue=pacing.QUEUE_PER_STREAM)
-            await out.put(thought(stream, seq, out.publisher_id))
+                out = outs[stream] = ThreadPublisher(bus, event["run_id"], max_queue=pacing.QUEUE_PER_STREAM)
+            await out.put(event)
 
         async def drain() -> None:
             await asyncio.gather(*(out.drain() for out in outs.values()))

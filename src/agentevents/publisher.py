@@ -78,6 +78,9 @@ class ThreadPublisher:
     def add(self, event: dict[str, Any]) -> None:
         """Queue an event without waiting (after ``room``; the queue bound is the caller's)."""
         self._queue.append(event)
+        self._ensure_flusher()
+
+    def _ensure_flusher(self) -> None:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_loop(), name=f"publish-{self.publisher_id}")
 
@@ -94,7 +97,7 @@ class ThreadPublisher:
         if self._flusher is None or self._flusher.done():
             self._raise_failure()
             if self._queue:  # nothing is publishing: start again
-                self._flusher = asyncio.create_task(self._flush_loop(), name=f"publish-{self.publisher_id}")
+                self._ensure_flusher()
         await self._progress.wait()
 
     def _raise_failure(self) -> None:
